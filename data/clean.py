@@ -1,0 +1,117 @@
+"""Cleaning: drop page furniture line by line, normalise Unicode, and keep the map back to the raw text.
+
+The body is the kept lines, each normalised and stripped, joined by "\n". `offsets[i]` is the
+index in the raw text of body character i, so any span of the body maps back to the raw text.
+No library removes Arabic news-site furniture (trafilatura does it for HTML, not for text that
+was already extracted), so these rules are ours; their patterns live in configs/corpus.yaml.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from nabra.config import FurnitureRules
+
+TATWEEL = "\u0640"
+# Zero-width and direction marks carry no text: dropped.
+_DROP = {"\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c",
+         "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\ufeff", "\u00ad", TATWEEL}
+_SPACES = {"\u00a0", "\u1680", "\u2000", "\u2001", "\u2002", "\u2003", "\u2004", "\u2005", "\u2006",
+           "\u2007", "\u2008", "\u2009", "\u200a", "\u202f", "\u205f", "\u3000", "\t", "\r", "\x0b", "\x0c"}
+_FINAL_PUNCT = tuple(".!?؟…»\"”:")
+
+
+def _norm_char(ch: str) -> str:
+    if ch in _DROP:
+        return ""
+    if ch in _SPACES:
+        return " "
+    o = ord(ch)
+    # Arabic presentation forms (ligatures, contextual shapes) back to base letters.
+    if 0xFB50 <= o <= 0xFDFF or 0xFE70 <= o <= 0xFEFF or 0xFF01 <= o <= 0xFF5E:
+        return unicodedata.normalize("NFKC", ch)
+    return ch
+
+
+def normalize_line(raw: str, base: int) -> tuple[str, list[int]]:
+    """Normalise one line; returns text and, per output char, its index in the raw document."""
+    out: list[str] = []
+    offs: list[int] = []
+    prev_space = True  # also strips leading spaces
+    for i, ch in enumerate(raw):
+        rep = _norm_char(ch)
+        for r in rep:
+            if r == " ":
+                if prev_space:
+                    continue
+                prev_space = True
+            else:
+                prev_space = False
+            out.append(r)
+            offs.append(base + i)
+    while out and out[-1] == " ":
+        out.pop()
+        offs.pop()
+    return "".join(out), offs
+
+
+@dataclass
+class Cleaned:
+    body: str
+    offsets: list[int]
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (rule, line)
+
+
+class Cleaner:
+    def __init__(self, rules: FurnitureRules):
+        self.drop = [re.compile(p) for p in rules.drop_line]
+        self.block = [re.compile(p) for p in rules.block_start]
+        self.lists = [re.compile(p) for p in rules.list_start]
+        self.bullet = re.compile(rules.bullet)
+        self.headline_words = rules.headline_max_words
+
+    def _is_headline(self, line: str) -> bool:
+        s = line.strip()
+        return len(s.split()) <= self.headline_words and not s.endswith(_FINAL_PUNCT[:4])
+
+    def clean(self, raw: str) -> Cleaned:
+        """Returns the cleaned body, its offset map and the furniture lines it dropped."""
+        raw = raw.replace("\r\n", "\n").replace("\r", "\n") if "\r" in raw else raw
+        lines: list[tuple[str, list[int]]] = []
+        dropped: list[tuple[str, str]] = []
+        mode = None  # None | "block" (read-also headline) | "list" (related articles)
+        pos = 0
+        for rawline in raw.split("\n"):
+            text, offs = normalize_line(rawline, pos)
+            pos += len(rawline) + 1
+            if not text:
+                continue
+            if any(p.search(text) for p in self.lists):
+                mode = "list"
+                dropped.append(("related_list", text))
+                continue
+            if any(p.search(text) for p in self.block):
+                mode = "block"
+                dropped.append(("read_also", text))
+                continue
+            if mode == "list" and (self.bullet.match(text) or self._is_headline(text)):
+                dropped.append(("related_list", text))
+                continue
+            if mode == "block" and self._is_headline(text) and not self.bullet.match(text):
+                dropped.append(("read_also", text))
+                mode = None  # one headline per "read also"
+                continue
+            mode = None
+            if any(p.search(text) for p in self.drop):
+                dropped.append(("furniture_line", text))
+                continue
+            lines.append((text, offs))
+        body_parts, offsets = [], []
+        for j, (text, offs) in enumerate(lines):
+            if j:
+                body_parts.append("\n")
+                offsets.append(offsets[-1] + 1 if offsets else 0)
+            body_parts.append(text)
+            offsets.extend(offs)
+        return Cleaned("".join(body_parts), offsets, dropped)

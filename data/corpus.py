@@ -1,0 +1,339 @@
+"""`nabra corpus build`: raw articles -> cleaned, segmented, deduplicated statement corpus.
+
+Writes, into OUT (atomically, replacing it only when the build succeeds):
+  statements.parquet  one row per kept statement: ids, offsets into the cleaned body and into the
+                      raw text, text, text_sha1, duplicate cluster
+  articles.parquet    one row per article: id, provenance, cleaned body, raw text
+  rejects.jsonl       every dropped record (bad input, furniture line, filtered statement,
+                      repeated record) with its reason
+  manifest.json       inputs and their hashes, counts per stage and source, config, versions,
+                      and the content hash of the output
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import re
+import resource
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nabra.config import CorpusConfig
+from nabra.data.clean import Cleaner
+from nabra.data.ingest import Problem, RawArticle, expand_inputs, file_sha256, read_file
+from nabra.data.segment import Segmenter
+from nabra.io import atomic_dir, sha1_text, versions, write_json
+
+_ARABIC = re.compile(r"[\u0621-\u064A\u066E-\u06D3\u06FA-\u06FF]")
+_LETTER = re.compile(r"[^\W\d_]")
+_DIACRITICS = re.compile(r"[\u064B-\u0652\u0670]")
+_NONWORD = re.compile(r"[^\w]+")
+
+
+# ----------------------------------------------------------------------------- per article
+class ArticleProcessor:
+    """Clean + segment + filter one article. Shared by the corpus builder and `nabra predict`."""
+
+    def __init__(self, cfg: CorpusConfig):
+        self.cfg = cfg
+        self.cleaner = Cleaner(cfg.furniture)
+        self.segmenter = Segmenter(cfg.abbreviations)
+
+    def filter_reason(self, text: str) -> str | None:
+        cfg = self.cfg
+        if len(text) < cfg.min_chars or len(text.split()) < cfg.min_words:
+            return "too_short"
+        if len(text) > cfg.max_chars:
+            return "too_long"
+        letters = len(_LETTER.findall(text))
+        if letters == 0 or len(_ARABIC.findall(text)) / letters < cfg.min_arabic_ratio:
+            return "not_arabic"
+        return None
+
+    def process(self, art: RawArticle) -> tuple[dict, list[dict], list[dict]]:
+        """Returns (article row, kept statement rows, reject records)."""
+        aid = art.article_id
+        cleaned = self.cleaner.clean(art.content)
+        body, offs = cleaned.body, cleaned.offsets
+        rejects = [{"kind": "furniture", "reason": rule, "article_id": aid, "input_file": art.input_file,
+                    "text": line} for rule, line in cleaned.dropped]
+        article = {"article_id": aid, "source": art.source, "url": art.url, "title": art.title,
+                   "author": art.author, "date": art.date, "input_file": art.input_file,
+                   "locator": art.locator, "format": art.format, "body": body, "raw": art.content}
+        statements = []
+        for idx, (s, e) in enumerate(self.segmenter.spans(body)):
+            text = body[s:e]
+            sid = f"{aid}-{idx:03d}"  # index over all segments, so filters never shift ids
+            reason = self.filter_reason(text)
+            if reason:
+                rejects.append({"kind": "statement", "reason": reason, "statement_id": sid,
+                                "article_id": aid, "input_file": art.input_file, "text": text})
+                continue
+            statements.append({
+                "statement_id": sid, "article_id": aid, "index": idx, "start": s, "end": e,
+                "raw_start": offs[s], "raw_end": offs[e - 1] + 1, "text": text,
+                "text_sha1": sha1_text(text), "source": art.source,
+            })
+        return article, statements, rejects
+
+
+_WORKER: ArticleProcessor | None = None
+
+
+def _init_worker(cfg_json: str) -> None:
+    global _WORKER
+    _WORKER = ArticleProcessor(CorpusConfig.model_validate_json(cfg_json))
+
+
+def _work(art: RawArticle):
+    return _WORKER.process(art)
+
+
+# ----------------------------------------------------------------------------- dedup
+def dedup_key(text: str) -> str:
+    """Exact-duplicate key: no diacritics, no punctuation, single spaces."""
+    return _NONWORD.sub(" ", _DIACRITICS.sub("", text)).strip()
+
+
+class UnionFind:
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, i: int) -> int:
+        while self.parent[i] != i:
+            self.parent[i] = self.parent[self.parent[i]]
+            i = self.parent[i]
+        return i
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)  # the earliest statement names the cluster
+
+
+def mark_duplicates(statements: list[dict], cfg: CorpusConfig) -> dict:
+    """Adds dup_cluster / is_duplicate / dup_kind to each row (nothing is dropped); returns counts.
+
+    Exact duplicates share a normalised key; near duplicates are found with MinHash LSH over
+    character shingles (rensa, a Rust MinHash with datasketch's semantics, ~20x faster here).
+    """
+    from rensa import RMinHash, RMinHashLSH
+
+    n = len(statements)
+    uf = UnionFind(n)
+    first: dict[str, int] = {}
+    exact = 0
+    for i, st in enumerate(statements):
+        k = dedup_key(st["text"])
+        j = first.setdefault(k, i)
+        if j != i:
+            uf.union(j, i)
+            exact += 1
+    lsh = RMinHashLSH(threshold=cfg.minhash_threshold, num_perm=cfg.minhash_perm, num_bands=16)
+    sh = cfg.shingle_chars
+    hashes: dict[int, object] = {}
+    for i, st in enumerate(statements):
+        if first[dedup_key(st["text"])] != i or len(st["text"]) < cfg.dedup_min_chars:
+            continue
+        key = dedup_key(st["text"])
+        m = RMinHash(num_perm=cfg.minhash_perm, seed=1)
+        m.update([key[p:p + sh] for p in range(max(1, len(key) - sh + 1))])
+        hashes[i] = m
+        lsh.insert(i, m)
+    near = 0
+    for i, m in hashes.items():
+        for j in lsh.query(m):
+            if j != i and uf.find(j) != uf.find(i) and m.jaccard(hashes[j]) >= cfg.minhash_threshold:
+                uf.union(i, j)
+                near += 1
+    sizes = Counter(uf.find(i) for i in range(n))
+    dups = 0
+    for i, st in enumerate(statements):
+        root = uf.find(i)
+        st["dup_cluster"] = statements[root]["statement_id"]
+        st["is_duplicate"] = root != i
+        st["cluster_size"] = sizes[root]
+        dups += root != i
+    return {"exact_duplicate_pairs": exact, "near_duplicate_links": near, "duplicates_marked": dups,
+            "clusters_with_duplicates": sum(1 for v in sizes.values() if v > 1)}
+
+
+# ----------------------------------------------------------------------------- build
+@dataclass
+class BuildResult:
+    out: Path
+    manifest: dict
+    problems: list[Problem] = field(default_factory=list)
+
+
+STATEMENT_SCHEMA = pa.schema([
+    ("statement_id", pa.string()), ("article_id", pa.string()), ("index", pa.int32()),
+    ("start", pa.int32()), ("end", pa.int32()), ("raw_start", pa.int32()), ("raw_end", pa.int32()),
+    ("text", pa.string()), ("text_sha1", pa.string()), ("source", pa.string()),
+    ("dup_cluster", pa.string()), ("is_duplicate", pa.bool_()), ("cluster_size", pa.int32()),
+])
+ARTICLE_COLUMNS = ["article_id", "source", "url", "title", "author", "date", "input_file", "locator",
+                   "format", "body", "raw"]
+
+
+def content_hash(articles: list[dict], statements: list[dict]) -> str:
+    lines = [f"{a['article_id']}\t{sha1_text(a['body'])}" for a in articles]
+    lines += [f"{s['statement_id']}\t{s['start']}\t{s['end']}\t{s['text_sha1']}\t{s['dup_cluster']}"
+              for s in statements]
+    return sha1_text("\n".join(lines))
+
+
+def _peak_rss_mb() -> float:
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round((self_kb + kids_kb) / 1024, 1)
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool = True,
+          log=_stderr) -> BuildResult:
+    """Builds the corpus of `inputs` into `out` (see the module docstring for what it writes)."""
+    t0 = time.perf_counter()
+    files, problems = expand_inputs(inputs)
+    input_records = []
+    for f in files:
+        if str(f) != "-":
+            input_records.append({"path": str(f), "bytes": f.stat().st_size, "sha256": file_sha256(f)})
+
+    def raw_articles():
+        for f in files:
+            for item in read_file(f):
+                if isinstance(item, Problem):
+                    problems.append(item)
+                    if log:
+                        log(f"warning: {item}")
+                else:
+                    yield item
+
+    articles, statements, rejects = [], [], []
+    seen_ids: set[str] = set()
+    counts = Counter()
+    per_source: dict[str, Counter] = {}
+
+    def consume(art_row, sts, rjs):
+        aid = art_row["article_id"]
+        counts["articles_read"] += 1
+        src = per_source.setdefault(art_row["source"], Counter())
+        src["articles_read"] += 1
+        if aid in seen_ids:  # the very same record twice (same url, title and text)
+            rejects.append({"kind": "article", "reason": "repeated_record", "article_id": aid,
+                            "input_file": art_row["input_file"], "locator": art_row["locator"]})
+            counts["articles_repeated"] += 1
+            return
+        seen_ids.add(aid)
+        rejects.extend(rjs)
+        counts["statements_segmented"] += len(sts) + sum(1 for r in rjs if r["kind"] == "statement")
+        if not sts:
+            rejects.append({"kind": "article", "reason": "empty_article", "article_id": aid,
+                            "input_file": art_row["input_file"], "locator": art_row["locator"],
+                            "text": art_row["raw"][:500]})
+            counts["articles_empty"] += 1
+            return
+        articles.append(art_row)
+        statements.extend(sts)
+        src["articles_kept"] += 1
+        src["statements_kept"] += len(sts)
+
+    from tqdm import tqdm
+
+    bar = tqdm(desc="articles", unit=" art", disable=not (progress and sys.stderr.isatty()), mininterval=1.0, file=sys.stderr)
+    if cfg.workers > 1:
+        ctx = mp.get_context("fork") if sys.platform != "win32" else mp.get_context()
+        with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg.model_dump_json(),)) as pool:
+            for res in pool.imap(_work, raw_articles(), chunksize=32):
+                consume(*res)
+                bar.update()
+    else:
+        proc = ArticleProcessor(cfg)
+        for art in raw_articles():
+            consume(*proc.process(art))
+            bar.update()
+    bar.close()
+    t_seg = time.perf_counter() - t0
+
+    dup_counts = mark_duplicates(statements, cfg)
+    reasons = Counter(r["reason"] for r in rejects)
+    counts["articles_kept"] = len(articles)
+    counts["statements_kept"] = len(statements)
+    counts["statements_rejected"] = sum(1 for r in rejects if r["kind"] == "statement")
+    counts["furniture_lines_dropped"] = sum(1 for r in rejects if r["kind"] == "furniture")
+    counts["input_problems"] = len(problems)
+    for p in problems:
+        rejects.append({"kind": "input", "reason": p.reason, "input_file": p.file, "line": p.line})
+
+    manifest = {
+        "inputs": input_records,
+        "counts": dict(sorted(counts.items())),
+        "duplicates": dup_counts,
+        "rejected_by_reason": dict(sorted(reasons.items())),
+        "per_source": {k: dict(sorted(v.items())) for k, v in sorted(per_source.items())},
+        "problems": [str(p) for p in problems],
+        "config": cfg.model_dump(),
+        "versions": versions(),
+        "content_hash": content_hash(articles, statements),
+    }
+    if not articles:
+        raise BuildError("nothing could be built: no article with a statement in the input"
+                         + (f" ({len(problems)} input problem(s): {problems[0]})" if problems else ""), problems)
+
+    with atomic_dir(out) as tmp:
+        pq.write_table(pa.Table.from_pylist(statements, schema=STATEMENT_SCHEMA), tmp / "statements.parquet")
+        pq.write_table(pa.Table.from_pylist([{c: a[c] for c in ARTICLE_COLUMNS} for a in articles]),
+                       tmp / "articles.parquet")
+        with open(tmp / "rejects.jsonl", "w", encoding="utf-8") as fh:
+            for r in rejects:
+                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+        manifest["timing"] = {"wall_s": round(time.perf_counter() - t0, 2), "segment_s": round(t_seg, 2),
+                              "peak_rss_mb": _peak_rss_mb()}
+        write_json(tmp / "manifest.json", manifest)  # written last: its presence marks a finished build
+    return BuildResult(Path(out), manifest, problems)
+
+
+class BuildError(RuntimeError):
+    def __init__(self, msg: str, problems: list[Problem] | None = None):
+        super().__init__(msg)
+        self.problems = problems or []
+
+
+def load_corpus(corpus_dir: str | Path):
+    """Reads a built corpus: (statements DataFrame, articles DataFrame, manifest)."""
+    import pandas as pd
+
+    d = Path(corpus_dir)
+    if not (d / "manifest.json").exists():
+        raise FileNotFoundError(f"{d}: not a finished corpus (no manifest.json); run `nabra corpus build` first")
+    manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+    return pd.read_parquet(d / "statements.parquet"), pd.read_parquet(d / "articles.parquet"), manifest
+
+
+def summary(manifest: dict) -> str:
+    c, d, t = manifest["counts"], manifest["duplicates"], manifest.get("timing", {})
+    lines = [
+        f"articles read      {c.get('articles_read', 0):>9,}   kept {c.get('articles_kept', 0):,}"
+        f"   empty {c.get('articles_empty', 0):,}   repeated {c.get('articles_repeated', 0):,}",
+        f"statements kept    {c.get('statements_kept', 0):>9,}   of {c.get('statements_segmented', 0):,} segmented",
+        f"furniture dropped  {c.get('furniture_lines_dropped', 0):>9,} lines",
+        "rejected by reason " + (", ".join(f"{k} {v:,}" for k, v in manifest["rejected_by_reason"].items()
+                                           if k not in ("read_also", "related_list", "furniture_line")) or "none"),
+        f"duplicates         {d['duplicates_marked']:>9,} statements in {d['clusters_with_duplicates']:,} clusters"
+        f" (exact {d['exact_duplicate_pairs']:,}, near links {d['near_duplicate_links']:,})",
+        f"input problems     {c.get('input_problems', 0):>9,}",
+    ]
+    if t:
+        lines.append(f"time               {t['wall_s']:>9.2f} s   peak memory {t['peak_rss_mb']:,.0f} MB")
+    lines.append(f"content hash       {manifest['content_hash']}")
+    return "\n".join(lines)

@@ -1,0 +1,238 @@
+"""Reading articles from any mix of inputs: SaudiNewsNet zips, JSONL, .txt, .html, folders, globs, stdin.
+
+Every unreadable input becomes a `Problem` naming the file (and line) instead of an exception, so
+one bad file never stops the rest; callers count and report them.
+"""
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import json
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Union
+
+TEXT_EXT = {".txt"}
+HTML_EXT = {".html", ".htm"}
+JSONL_EXT = {".jsonl", ".json", ".ndjson"}
+ZIP_EXT = {".zip"}
+KNOWN_EXT = TEXT_EXT | HTML_EXT | JSONL_EXT | ZIP_EXT
+
+
+@dataclass
+class RawArticle:
+    content: str
+    input_file: str
+    locator: str = ""  # line number or member/index inside the file
+    source: str = ""
+    url: str = ""
+    title: str = ""
+    author: str = ""
+    date: str = ""
+    format: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def article_id(self) -> str:
+        """Stable across runs and machines: depends on the record, not on where the file lies."""
+        key = "\x1f".join([self.url, self.title, self.content])
+        return "a" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:15]
+
+
+@dataclass
+class Problem:
+    file: str
+    reason: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.reason}"
+
+
+Item = Union[RawArticle, Problem]
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Problem]]:
+    """Paths, folders (recursive) and globs into a sorted, de-duplicated list of files."""
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for spec in inputs:
+        if spec == "-":
+            files.append(Path("-"))
+            continue
+        p = Path(spec)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in KNOWN_EXT)
+            if not found:
+                problems.append(Problem(spec, "folder holds no .zip/.jsonl/.json/.txt/.html file"))
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        elif any(c in spec for c in "*?["):
+            matched = sorted(Path(m) for m in globlib.glob(spec, recursive=True) if Path(m).is_file())
+            if not matched:
+                problems.append(Problem(spec, "glob matched no file"))
+            files.extend(matched)
+        else:
+            problems.append(Problem(spec, "no such file or folder"))
+    seen, unique = set(), []
+    for f in files:
+        key = str(f.resolve()) if str(f) != "-" else "-"
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique, problems
+
+
+def decode(data: bytes, name: str) -> tuple[str | None, str | None]:
+    """UTF-8, else Windows-1256 (common for Arabic pages); returns (text, problem)."""
+    if b"\x00" in data[:4096]:
+        return None, "binary file (NUL bytes), not text"
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp1256")
+    except UnicodeDecodeError as e:
+        return None, f"not UTF-8 and not Windows-1256 ({e.reason} at byte {e.start})"
+    arabic = sum(1 for c in text if "\u0600" <= c <= "\u06ff")
+    if arabic < 0.2 * max(1, sum(c.isalpha() for c in text)):
+        return None, "not UTF-8; Windows-1256 decoding gives no Arabic text"
+    return text, None
+
+
+def _from_record(rec: dict, file: str, locator: str, fmt: str) -> Item:
+    if not isinstance(rec, dict):
+        return Problem(file, f"record {locator} is not a JSON object", None)
+    content = rec.get("text", rec.get("content"))
+    if not isinstance(content, str):
+        return Problem(file, f"record {locator} has no 'text' or 'content' string")
+    known = {"text", "content", "source", "url", "title", "author", "date", "date_extracted"}
+    return RawArticle(
+        content=content, input_file=file, locator=locator, format=fmt,
+        source=str(rec.get("source") or Path(file).stem), url=str(rec.get("url") or ""),
+        title=str(rec.get("title") or ""), author=str(rec.get("author") or ""),
+        date=str(rec.get("date") or rec.get("date_extracted") or ""),
+        extra={k: v for k, v in rec.items() if k not in known and isinstance(v, (str, int, float, bool))},
+    )
+
+
+def _read_json_text(text: str, file: str, fmt: str) -> Iterator[Item]:
+    stripped = text.lstrip()
+    if stripped.startswith("["):  # one JSON array (SaudiNewsNet's layout)
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as e:
+            yield Problem(file, f"invalid JSON array: {e.msg}", e.lineno)
+            return
+        for i, rec in enumerate(records):
+            yield _from_record(rec, file, f"#{i}", fmt)
+        return
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield Problem(file, f"invalid JSON ({e.msg})", lineno)
+            continue
+        item = _from_record(rec, file, f"line {lineno}", fmt)
+        if isinstance(item, Problem):
+            item.line = lineno
+        yield item
+
+
+def _read_zip(path: Path) -> Iterator[Item]:
+    try:
+        zf = zipfile.ZipFile(path)
+        members = [m for m in zf.namelist() if not m.endswith("/")]
+    except (zipfile.BadZipFile, OSError) as e:
+        yield Problem(str(path), f"corrupt or unreadable zip ({e})")
+        return
+    for m in sorted(members):
+        name = f"{path}!{m}"
+        try:
+            data = zf.read(m)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            yield Problem(name, f"corrupt zip member ({e})")
+            continue
+        text, err = decode(data, name)
+        if err:
+            yield Problem(name, err)
+            continue
+        suffix = Path(m).suffix.lower()
+        if suffix in JSONL_EXT:
+            yield from _read_json_text(text, name, "saudinewsnet-zip")
+        elif suffix in HTML_EXT:
+            yield _from_html(text, name)
+        else:
+            yield RawArticle(content=text, input_file=name, format="txt", source=Path(m).stem)
+
+
+def _from_html(html: str, file: str) -> Item:
+    # trafilatura: maintained main-text extraction (drops menus, share bars, related links).
+    import trafilatura
+
+    text = trafilatura.extract(html, include_comments=False, include_tables=False,
+                               include_links=False, favor_precision=True, deduplicate=False)
+    if not text or not text.strip():
+        return Problem(file, "no main text found in HTML page")
+    meta = trafilatura.extract_metadata(html)
+    return RawArticle(content=text, input_file=file, format="html", source=Path(file).stem,
+                      title=(meta.title or "") if meta else "", url=(meta.url or "") if meta else "",
+                      author=(meta.author or "") if meta else "", date=(meta.date or "") if meta else "")
+
+
+def read_file(path: Path) -> Iterator[Item]:
+    """Yields the articles of one input file, or Problems naming what is wrong with it."""
+    name = str(path)
+    if name == "-":
+        yield RawArticle(content=sys.stdin.read(), input_file="<stdin>", format="txt", source="stdin")
+        return
+    suffix = path.suffix.lower()
+    if suffix in ZIP_EXT:
+        yield from _read_zip(path)
+        return
+    if suffix not in KNOWN_EXT:
+        yield Problem(name, f"unsupported file type '{suffix or '(none)'}' (use .zip, .jsonl, .json, .txt, .html)")
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        yield Problem(name, f"cannot read file ({e.strerror})")
+        return
+    if not data.strip():
+        yield Problem(name, "empty file")
+        return
+    text, err = decode(data, name)
+    if err:
+        yield Problem(name, err)
+        return
+    if suffix in JSONL_EXT:
+        yield from _read_json_text(text, name, "jsonl")
+    elif suffix in HTML_EXT:
+        yield _from_html(text, name)
+    else:
+        yield RawArticle(content=text, input_file=name, format="txt", source=path.stem)
+
+
+def read_inputs(inputs: list[str]) -> Iterator[Item]:
+    files, problems = expand_inputs(inputs)
+    yield from problems
+    for f in files:
+        yield from read_file(f)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+__all__ = ["RawArticle", "Problem", "read_inputs", "expand_inputs", "read_file", "decode", "file_sha256"]

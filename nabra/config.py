@@ -124,3 +124,38 @@ def load(model: type[BaseModel], path: str | Path | None, overrides: list[str] |
 
 def load_corpus_config(path: str | Path | None = None, overrides: list[str] | None = None) -> CorpusConfig:
     return load(CorpusConfig, path or CONFIG_DIR / "corpus.yaml", overrides)
+
+
+# --------------------------------------------------------------------------- labels
+class LabelDef(Strict):
+    arabic: str = Field(description="Arabic name")
+    definition: str = Field(description="one-line definition from the spec")
+
+
+class TaskDef(Strict):
+    description: str = ""
+    tie_break: list[str] = Field(default_factory=list, description="order used when two labels tie")
+    labels: dict[str, LabelDef]
+
+    @property
+    def names(self) -> list[str]:
+        """Sorted label list: the label2id order saved with every model."""
+        return sorted(self.labels)
+
+
+class LabelSchema(Strict):
+    tasks: dict[str, TaskDef]
+
+    def check(self, task: str, label: str, where: str = "") -> None:
+        if task not in self.tasks:
+            raise ConfigError(f"{where}unknown task '{task}' (known: {', '.join(self.tasks)})")
+        if label not in self.tasks[task].labels:
+            raise ConfigError(f"{where}unknown {task} label '{label}' (known: {', '.join(self.tasks[task].names)})")
+
+
+def load_labels(path: str | Path | None = None) -> LabelSchema:
+    schema = load(LabelSchema, path or CONFIG_DIR / "labels.yaml")
+    for name, task in schema.tasks.items():
+        if sorted(task.tie_break) != task.names:
+            raise ConfigError(f"labels.yaml: tasks.{name}.tie_break must list each label once")
+    return schema

@@ -1,0 +1,164 @@
+"""Weak labels: cue-lexicon labelling functions (data/lexicons/rules.yaml) and a Dawid–Skene label model.
+
+`nabra label weak --corpus DIR --out DIR` writes OUT/weak_labels.parquet (statement_id, per task the
+label, its confidence and the number of votes) and OUT/votes.npz (the raw vote matrices), plus
+OUT/weak_manifest.json (rules hash, corpus hash, label counts).
+
+The label model is a small Dawid–Skene EM (Dawid & Skene 1979): each function gets a confusion
+matrix, each statement a posterior over labels. snorkel would do the same but is unmaintained
+since 2024 and pulls tensorboard; this is ~40 lines of numpy.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from nabra.config import REPO_ROOT, ConfigError, LabelSchema
+
+RULES_PATH = REPO_ROOT / "data" / "lexicons" / "rules.yaml"
+ABSTAIN = -1
+_STRIP = re.compile(r"[\u064B-\u0652\u0670\u0640]")
+
+
+@dataclass
+class LabellingFunction:
+    name: str
+    task: str
+    label: str
+    patterns: list[re.Pattern]
+    negatable: bool
+    unless: list[re.Pattern]
+
+    def vote(self, text: str, negator: re.Pattern) -> bool:
+        for p in self.unless:
+            if p.search(text):
+                return False
+        for p in self.patterns:
+            for m in p.finditer(text):
+                if self.negatable:
+                    before = text[max(0, m.start() - 25):m.start()].split()[-2:]
+                    if any(negator.fullmatch(w) for w in before):
+                        continue
+                return True
+        return False
+
+
+class WeakLabeler:
+    def __init__(self, schema: LabelSchema, rules_path: str | Path = RULES_PATH):
+        self.schema = schema
+        self.rules_path = Path(rules_path)
+        raw = self.rules_path.read_text(encoding="utf-8")
+        self.rules_hash = hashlib.sha1(raw.encode()).hexdigest()
+        data = yaml.safe_load(raw)
+        self.negator = re.compile("|".join(re.escape(w) for w in data.get("negators", [])) or "(?!)")
+        self.functions: list[LabellingFunction] = []
+        for i, f in enumerate(data["functions"]):
+            where = f"{self.rules_path}: function #{i} ({f.get('name')}): "
+            unknown = set(f) - {"name", "task", "label", "patterns", "negatable", "unless"}
+            if unknown:
+                raise ConfigError(where + f"unknown key(s) {sorted(unknown)}")
+            schema.check(f["task"], f["label"], where)
+            try:
+                pats = [re.compile(p) for p in f["patterns"]]
+                unless = [re.compile(p) for p in f.get("unless", [])]
+            except re.error as e:
+                raise ConfigError(where + f"bad pattern: {e}") from None
+            self.functions.append(LabellingFunction(f["name"], f["task"], f["label"], pats,
+                                                    bool(f.get("negatable")), unless))
+
+    def task_functions(self, task: str) -> list[LabellingFunction]:
+        return [f for f in self.functions if f.task == task]
+
+    def votes(self, texts: list[str], task: str) -> np.ndarray:
+        """(n_statements, n_functions) matrix of label indices (sorted label order), -1 = abstain."""
+        names = self.schema.tasks[task].names
+        fns = self.task_functions(task)
+        out = np.full((len(texts), len(fns)), ABSTAIN, dtype=np.int8)
+        for i, t in enumerate(texts):
+            t = _STRIP.sub("", t)
+            for j, f in enumerate(fns):
+                if f.vote(t, self.negator):
+                    out[i, j] = names.index(f.label)
+        return out
+
+
+def dawid_skene(votes: np.ndarray, n_classes: int, prior_class: int | None = None, iters: int = 30,
+                smoothing: float = 1.0, default_weight: float = 0.3) -> np.ndarray:
+    """Posterior (n, k) over labels from abstaining votes. Statements with no vote get the class
+    prior (which, with `prior_class`, is tilted towards the default class, e.g. neutral)."""
+    n, m = votes.shape
+    # init: majority vote (ties split), no-vote rows -> uniform
+    post = np.full((n, n_classes), 1e-3)
+    for j in range(m):
+        v = votes[:, j]
+        ok = v >= 0
+        # votes for the default class (neutral) count less: they fire on plain reporting verbs
+        # that also introduce evaluative statements
+        w = np.where(v[ok] == prior_class, default_weight, 1.0)
+        post[np.where(ok)[0], v[ok]] += w
+    novote = (votes < 0).all(axis=1)
+    if prior_class is not None:
+        post[novote, prior_class] += 1.0
+    post /= post.sum(1, keepdims=True)
+    k = n_classes
+    cols = np.where(votes >= 0, votes, k)  # abstain is an outcome too: a function that only ever
+    # votes one label is informative through *when* it abstains, not through which label it names
+    prior = post.mean(0)  # fixed from the initial vote: re-estimating it lets the big default
+    # class swallow the rare ones when most functions abstain
+    for _ in range(iters):
+        conf = np.full((m, k, k + 1), smoothing / (k + 1))  # conf[j, true, outcome]
+        for j in range(m):
+            np.add.at(conf[j].T, cols[:, j], post)
+            conf[j] /= conf[j].sum(1, keepdims=True)
+        logp = np.tile(np.log(prior + 1e-12), (n, 1))
+        for j in range(m):
+            logp += np.log(conf[j][:, cols[:, j]].T)
+        logp -= logp.max(1, keepdims=True)
+        post = np.exp(logp)
+        post /= post.sum(1, keepdims=True)
+    return post
+
+
+def label_statements(texts: list[str], schema: LabelSchema, labeler: WeakLabeler | None = None):
+    """Returns ({task: posterior array}, {task: votes}) for the statements."""
+    labeler = labeler or WeakLabeler(schema)
+    posts, votes = {}, {}
+    for task, tdef in schema.tasks.items():
+        v = labeler.votes(texts, task)
+        default = tdef.names.index("neutral") if "neutral" in tdef.names else None
+        posts[task] = dawid_skene(v, len(tdef.names), prior_class=default)
+        votes[task] = v
+    return posts, votes
+
+
+def run(corpus_dir: str | Path, out: str | Path, schema: LabelSchema) -> dict:
+    """Weak-labels every statement of a corpus; writes weak_labels.parquet, votes.npz, weak_manifest.json."""
+    import pandas as pd
+
+    from nabra.data.corpus import load_corpus
+    from nabra.io import atomic_dir, write_json
+
+    st, _, manifest = load_corpus(corpus_dir)
+    labeler = WeakLabeler(schema)
+    posts, votes = label_statements(st["text"].tolist(), schema, labeler)
+    df = pd.DataFrame({"statement_id": st["statement_id"]})
+    counts = {}
+    for task, post in posts.items():
+        names = schema.tasks[task].names
+        df[f"{task}"] = [names[i] for i in post.argmax(1)]
+        df[f"{task}_conf"] = post.max(1).round(6)
+        df[f"{task}_votes"] = (votes[task] >= 0).sum(1)
+        counts[task] = df[task].value_counts().sort_index().to_dict()
+    info = {"corpus_content_hash": manifest["content_hash"], "rules_hash": labeler.rules_hash,
+            "statements": len(df), "label_counts": counts,
+            "functions": [{"name": f.name, "task": f.task, "label": f.label} for f in labeler.functions]}
+    with atomic_dir(out) as tmp:
+        df.to_parquet(tmp / "weak_labels.parquet", index=False)
+        np.savez_compressed(tmp / "votes.npz", **votes)
+        write_json(tmp / "weak_manifest.json", info)
+    return info

@@ -4,9 +4,8 @@
 label, its confidence and the number of votes) and OUT/votes.npz (the raw vote matrices), plus
 OUT/weak_manifest.json (rules hash, corpus hash, label counts).
 
-The label model is a small Dawid–Skene EM (Dawid & Skene 1979): each function gets a confusion
-matrix, each statement a posterior over labels. snorkel would do the same but is unmaintained
-since 2024 and pulls tensorboard; this is ~40 lines of numpy.
+The label model is a weighted majority vote with the spec's tie-break (see combine_votes). snorkel
+offers the same (and a generative model) but is unmaintained since 2024 and pulls tensorboard.
 """
 from __future__ import annotations
 
@@ -87,41 +86,36 @@ class WeakLabeler:
         return out
 
 
-def dawid_skene(votes: np.ndarray, n_classes: int, prior_class: int | None = None, iters: int = 30,
-                smoothing: float = 1.0, default_weight: float = 0.3) -> np.ndarray:
-    """Posterior (n, k) over labels from abstaining votes. Statements with no vote get the class
-    prior (which, with `prior_class`, is tilted towards the default class, e.g. neutral)."""
+def combine_votes(votes: np.ndarray, n_classes: int, tie_order: list[int], default: int | None = None,
+                  default_weight: float = 0.3) -> np.ndarray:
+    """Label model: weighted majority vote with the spec's tie-break, as a (n, k) score matrix.
+
+    Votes for the default class (neutral) weigh `default_weight`: they fire on plain reporting
+    verbs that also introduce evaluative statements, so one evaluative cue outweighs them.
+    A statement with no vote gets the default class. Confidence = winning share of the vote,
+    shrunk towards 1/k when few functions voted (one vote -> 0.6 at most).
+    Dawid-Skene EM was tried first and collapsed onto the default class on small corpora
+    (most functions abstain on most statements), so the simpler, stable model is used.
+    """
     n, m = votes.shape
-    # init: majority vote (ties split), no-vote rows -> uniform
-    post = np.full((n, n_classes), 1e-3)
+    score = np.zeros((n, n_classes))
     for j in range(m):
         v = votes[:, j]
         ok = v >= 0
-        # votes for the default class (neutral) count less: they fire on plain reporting verbs
-        # that also introduce evaluative statements
-        w = np.where(v[ok] == prior_class, default_weight, 1.0)
-        post[np.where(ok)[0], v[ok]] += w
-    novote = (votes < 0).all(axis=1)
-    if prior_class is not None:
-        post[novote, prior_class] += 1.0
-    post /= post.sum(1, keepdims=True)
-    k = n_classes
-    cols = np.where(votes >= 0, votes, k)  # abstain is an outcome too: a function that only ever
-    # votes one label is informative through *when* it abstains, not through which label it names
-    prior = post.mean(0)  # fixed from the initial vote: re-estimating it lets the big default
-    # class swallow the rare ones when most functions abstain
-    for _ in range(iters):
-        conf = np.full((m, k, k + 1), smoothing / (k + 1))  # conf[j, true, outcome]
-        for j in range(m):
-            np.add.at(conf[j].T, cols[:, j], post)
-            conf[j] /= conf[j].sum(1, keepdims=True)
-        logp = np.tile(np.log(prior + 1e-12), (n, 1))
-        for j in range(m):
-            logp += np.log(conf[j][:, cols[:, j]].T)
-        logp -= logp.max(1, keepdims=True)
-        post = np.exp(logp)
-        post /= post.sum(1, keepdims=True)
-    return post
+        w = np.where(v[ok] == default, default_weight, 1.0) if default is not None else 1.0
+        np.add.at(score, (np.where(ok)[0], v[ok]), w)
+    total = score.sum(1)
+    if default is not None:
+        score[total == 0, default] = 1.0
+    # tie-break: a tiny bonus by the spec's order (earlier label wins a tie)
+    bonus = np.zeros(n_classes)
+    for rank, c in enumerate(tie_order):
+        bonus[c] = (len(tie_order) - rank) * 1e-6
+    score = score + bonus
+    share = score / score.sum(1, keepdims=True)
+    strength = np.minimum(total, 3.0)[:, None] / 3.0  # 0 votes -> prior, 3+ votes -> full share
+    post = (1 - 0.4 * (1 - strength)) * share + 0.4 * (1 - strength) / n_classes
+    return post / post.sum(1, keepdims=True)
 
 
 def label_statements(texts: list[str], schema: LabelSchema, labeler: WeakLabeler | None = None):
@@ -131,7 +125,8 @@ def label_statements(texts: list[str], schema: LabelSchema, labeler: WeakLabeler
     for task, tdef in schema.tasks.items():
         v = labeler.votes(texts, task)
         default = tdef.names.index("neutral") if "neutral" in tdef.names else None
-        posts[task] = dawid_skene(v, len(tdef.names), prior_class=default)
+        order = [tdef.names.index(x) for x in tdef.tie_break]
+        posts[task] = combine_votes(v, len(tdef.names), order, default)
         votes[task] = v
     return posts, votes
 

@@ -13,6 +13,9 @@ import sys
 # subcommand -> module; the order is the pipeline's order in `nabra --help`.
 COMMANDS = {
     "corpus": "nabra.cli.corpus",
+    "label": "nabra.cli.label",
+    "annotate": "nabra.cli.annotate",
+    "dataset": "nabra.cli.dataset",
 }
 
 

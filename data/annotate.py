@@ -1,0 +1,210 @@
+"""Gold annotations as standoff records (spec: "Annotation record"), agreement, and Label Studio / CSV interop.
+
+A record: {"statement_id", "article_id", "start", "end", "text_sha1", "stance", "sentiment",
+"annotator", "pass"} with pass 1, 2 or "final". No statement text is stored; joining to a rebuilt
+corpus re-checks every span by its sha1.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from nabra.config import ConfigError, LabelSchema
+from nabra.io import sha1_text, write_atomic
+
+RECORD_KEYS = ["statement_id", "article_id", "start", "end", "text_sha1", "stance", "sentiment", "annotator", "pass"]
+TASKS = ("stance", "sentiment")  # the spec's record carries these two tasks
+
+
+# ----------------------------------------------------------------------------- records
+def read_records(path: str | Path) -> list[dict]:
+    """All records of a folder (every gold*.jsonl) or of one file, checked for shape."""
+    p = Path(path)
+    files = sorted(p.glob("gold*.jsonl")) if p.is_dir() else [p]
+    if not files or not all(f.exists() for f in files):
+        raise FileNotFoundError(f"{path}: no gold*.jsonl annotation file")
+    out = []
+    for f in files:
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{f}:{n}: invalid JSON ({e.msg})") from None
+            missing = [k for k in RECORD_KEYS if k not in rec]
+            if missing:
+                raise ConfigError(f"{f}:{n}: record lacks {missing}")
+            out.append(rec)
+    return out
+
+
+def write_records(records: list[dict], path: str | Path) -> None:
+    order = {1: 0, 2: 1, "final": 2}
+    records = sorted(records, key=lambda r: (r["statement_id"], order.get(r["pass"], 3), r["annotator"]))
+    write_atomic(path, "".join(json.dumps({k: r[k] for k in RECORD_KEYS}, ensure_ascii=False) + "\n" for r in records))
+
+
+def check_labels(rec: dict, schema: LabelSchema) -> list[str]:
+    errs = []
+    for task in TASKS:
+        if rec.get(task) not in schema.tasks[task].labels:
+            errs.append(f"unknown {task} label {rec.get(task)!r} (known: {', '.join(schema.tasks[task].names)})")
+    if rec.get("pass") not in (1, 2, "final"):
+        errs.append(f"pass must be 1, 2 or \"final\", got {rec.get('pass')!r}")
+    return errs
+
+
+def join(records: list[dict], statements: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Joins records to corpus statements; returns (joined rows, one message per mismatch)."""
+    by_id = statements.set_index("statement_id")
+    rows, problems = [], []
+    for r in records:
+        sid = r["statement_id"]
+        if sid not in by_id.index:
+            problems.append(f"{sid}: not in the corpus (was it built from the same input and config?)")
+            continue
+        st = by_id.loc[sid]
+        if st["article_id"] != r["article_id"] or int(st["start"]) != r["start"] or int(st["end"]) != r["end"]:
+            problems.append(f"{sid}: offsets/article differ (record {r['article_id']} {r['start']}-{r['end']}, "
+                            f"corpus {st['article_id']} {st['start']}-{st['end']})")
+            continue
+        if st["text_sha1"] != r["text_sha1"] or sha1_text(st["text"]) != r["text_sha1"]:
+            problems.append(f"{sid}: text hash mismatch: the rebuilt span is not the one that was labelled")
+            continue
+        rows.append({**r, "text": st["text"], "dup_cluster": st["dup_cluster"]})
+    return pd.DataFrame(rows), problems
+
+
+def finals(records: list[dict]) -> list[dict]:
+    out = [r for r in records if r["pass"] == "final"]
+    ids = [r["statement_id"] for r in out]
+    if len(ids) != len(set(ids)):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+        raise ConfigError(f"statements with more than one final record: {dup}")
+    return out
+
+
+def agreement(records: list[dict]) -> dict:
+    """Cohen's kappa per task between pass 1 and pass 2, on statements read twice."""
+    from sklearn.metrics import cohen_kappa_score
+
+    p1 = {r["statement_id"]: r for r in records if r["pass"] == 1}
+    p2 = {r["statement_id"]: r for r in records if r["pass"] == 2}
+    both = sorted(set(p1) & set(p2))
+    out = {"double_annotated": len(both)}
+    for task in TASKS:
+        a = [p1[i][task] for i in both]
+        b = [p2[i][task] for i in both]
+        out[task] = {
+            "kappa": round(float(cohen_kappa_score(a, b)), 4) if both else None,
+            "observed_agreement": round(sum(x == y for x, y in zip(a, b)) / len(both), 4) if both else None,
+            "disagreements": sum(x != y for x, y in zip(a, b)),
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------- interop
+def _ls_result(rec: dict) -> list[dict]:
+    return [{"from_name": t, "to_name": "text", "type": "choices", "value": {"choices": [rec[t]]}}
+            for t in TASKS if rec.get(t)]
+
+
+def export_tasks(rows: pd.DataFrame, out_json: str | Path, out_csv: str | Path | None = None) -> int:
+    """rows: statements (statement_id, article_id, start, end, text_sha1, text) and optionally
+    stance/sentiment/annotator/pass. Writes Label Studio tasks and a CSV of the same batch."""
+    tasks = []
+    for r in rows.to_dict("records"):
+        task = {"data": {k: r[k] for k in ("statement_id", "article_id", "start", "end", "text_sha1", "text")}}
+        for k in ("start", "end"):
+            task["data"][k] = int(task["data"][k])
+        if all(isinstance(r.get(t), str) and r.get(t) for t in TASKS):
+            task["annotations"] = [{"completed_by": r.get("annotator") or "export", "result": _ls_result(r),
+                                    "was_cancelled": False}]
+        tasks.append(task)
+    write_atomic(out_json, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
+    if out_csv:
+        buf = io.StringIO()
+        cols = ["statement_id", "article_id", "start", "end", "text_sha1", "text", "stance", "sentiment", "annotator", "pass"]
+        w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in rows.to_dict("records"):
+            w.writerow({c: ("" if r.get(c) is None or (isinstance(r.get(c), float) and pd.isna(r.get(c))) else r.get(c))
+                        for c in cols})
+        write_atomic(out_csv, buf.getvalue())
+    return len(tasks)
+
+
+def _parse_ls(items: list) -> list[tuple[str, dict]]:
+    """Label Studio JSON export (full or JSON_MIN) into (locator, flat dict) pairs."""
+    out = []
+    for i, t in enumerate(items):
+        loc = f"task #{i}"
+        if not isinstance(t, dict):
+            out.append((loc, {"_error": "not a JSON object"}))
+            continue
+        if "data" in t:  # full export
+            flat = dict(t["data"])
+            anns = [a for a in t.get("annotations") or [] if not a.get("was_cancelled")]
+            if anns:
+                a = anns[-1]
+                flat["annotator"] = str(a.get("completed_by") or "")
+                for res in a.get("result", []):
+                    ch = (res.get("value") or {}).get("choices") or []
+                    if res.get("from_name") in TASKS and ch:
+                        flat[res["from_name"]] = ch[0]
+            out.append((f"{loc} ({flat.get('statement_id')})", flat))
+        else:  # JSON_MIN: fields flattened
+            out.append((f"{loc} ({t.get('statement_id')})", dict(t)))
+    return out
+
+
+def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema, annotator: str | None = None,
+                pass_: int | str = 1) -> tuple[list[dict], list[str]]:
+    """Reads a Label Studio export (.json) or the CSV back into standoff records.
+
+    Returns (records, errors); each error names the record. Unknown labels, unknown statement
+    ids and hash mismatches are rejected.
+    """
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    if p.suffix.lower() == ".csv":
+        items = [(f"{p.name}:{n}", row) for n, row in enumerate(csv.DictReader(io.StringIO(text)), 2)]
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            return [], [f"{p}: invalid JSON ({e.msg} at line {e.lineno})"]
+        items = [(f"{p.name} {loc}", d) for loc, d in _parse_ls(data if isinstance(data, list) else [data])]
+    by_id = statements.set_index("statement_id")
+    records, errors = [], []
+    for loc, d in items:
+        if "_error" in d:
+            errors.append(f"{loc}: {d['_error']}")
+            continue
+        sid = d.get("statement_id")
+        if not sid or sid not in by_id.index:
+            errors.append(f"{loc}: unknown statement id {sid!r}")
+            continue
+        st = by_id.loc[sid]
+        if d.get("text_sha1") and d["text_sha1"] != st["text_sha1"]:
+            errors.append(f"{loc}: text_sha1 {d['text_sha1']} does not match the corpus ({st['text_sha1']})")
+            continue
+        if d.get("text") and sha1_text(d["text"]) != st["text_sha1"]:
+            errors.append(f"{loc}: the text differs from the corpus statement (hash mismatch)")
+            continue
+        p_raw = d.get("pass") or pass_
+        rec = {"statement_id": sid, "article_id": st["article_id"], "start": int(st["start"]), "end": int(st["end"]),
+               "text_sha1": st["text_sha1"], "stance": d.get("stance") or None, "sentiment": d.get("sentiment") or None,
+               "annotator": annotator or d.get("annotator") or "unknown",
+               "pass": p_raw if p_raw == "final" else int(p_raw)}
+        errs = check_labels(rec, schema)
+        if errs:
+            errors.append(f"{loc}: " + "; ".join(errs))
+            continue
+        records.append(rec)
+    return records, errors

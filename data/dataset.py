@@ -1,0 +1,170 @@
+"""`nabra dataset build`: gold (or weak) labels + corpus -> leak-free train/dev/test splits.
+
+Writes, into OUT (atomically): train.parquet, dev.parquet, test.parquet (statement_id,
+article_id, group, text, one column per task), optionally weak_train.parquet (weak-labelled
+statements, gold and every gold group excluded, above a confidence threshold), and manifest.json
+(corpus hash, annotation hash, split ids hash, counts per class and split, label maps).
+Frozen split ids live in data/splits/: a statement listed there keeps its split on every rebuild.
+
+Groups: statements of one article, and articles that share any near-duplicate cluster (reprinted
+wire stories), never straddle two splits.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nabra.config import REPO_ROOT, ConfigError, LabelSchema
+from nabra.data.corpus import UnionFind, load_corpus
+from nabra.io import atomic_dir, write_atomic, write_json
+
+SPLITS_DIR = REPO_ROOT / "data" / "splits"
+SPLITS = ("train", "dev", "test")
+
+
+def article_groups(statements: pd.DataFrame) -> dict[str, str]:
+    """article_id -> group id: articles linked by a shared duplicate cluster form one group."""
+    arts = sorted(statements.article_id.unique())
+    index = {a: i for i, a in enumerate(arts)}
+    uf = UnionFind(len(arts))
+    multi = statements[statements.cluster_size > 1]
+    for _, g in multi.groupby("dup_cluster").article_id:
+        ids = [index[a] for a in g.unique()]
+        for other in ids[1:]:
+            uf.union(ids[0], other)
+    return {a: arts[uf.find(index[a])] for a in arts}
+
+
+def assign_splits(df: pd.DataFrame, seed: int, frozen: dict[str, str], dev_share: float = 0.15,
+                  test_share: float = 0.15) -> pd.Series:
+    """Stratified (by stance) group split; groups holding a frozen id follow that id."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    split = pd.Series("", index=df.index)
+    group_split: dict[str, str] = {}
+    for sid, grp in zip(df.statement_id, df.group):
+        if sid in frozen:
+            prev = group_split.setdefault(grp, frozen[sid])
+            if prev != frozen[sid]:
+                raise ConfigError(f"frozen splits put group {grp} in both {prev} and {frozen[sid]}")
+    free = ~df.group.isin(group_split)
+    if free.any():
+        n_folds = max(3, int(round(1 / min(dev_share, test_share))))
+        sub = df[free]
+        y = sub["stance"].to_numpy()
+        k = min(n_folds, sub.group.nunique())
+        sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        folds = np.zeros(len(sub), dtype=int)
+        for f, (_, te) in enumerate(sgkf.split(np.zeros(len(sub)), y, sub.group.to_numpy())):
+            folds[te] = f
+        n_test = max(1, int(round(test_share * k)))
+        n_dev = max(1, int(round(dev_share * k)))
+        names = np.where(folds < n_test, "test", np.where(folds < n_test + n_dev, "dev", "train"))
+        for grp, name in zip(sub.group, names):
+            group_split.setdefault(grp, name)
+    return df.group.map(group_split)
+
+
+def read_frozen(splits_dir: Path) -> dict[str, str]:
+    out = {}
+    for name in SPLITS:
+        f = splits_dir / f"{name}_ids.txt"
+        if f.exists():
+            for sid in f.read_text().split():
+                out[sid] = name
+    return out
+
+
+def ids_hash(ids) -> str:
+    return hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()
+
+
+def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotations: str | Path | None = None,
+          weak_dir: str | Path | None = None, weak_threshold: float = 0.9, seed: int = 13,
+          splits_dir: str | Path | None = SPLITS_DIR, freeze: bool = False, log=print) -> dict:
+    """Builds the splits (see module docstring). With no annotations, weak labels become the labels
+    (the offline sample pipeline); the manifest says so."""
+    from nabra.data.annotate import finals, join, read_records
+
+    st, _, cman = load_corpus(corpus_dir)
+    groups = article_groups(st)
+    tasks = list(schema.tasks)
+    weak = None
+    if weak_dir:
+        weak = pd.read_parquet(Path(weak_dir) / "weak_labels.parquet")
+    problems: list[str] = []
+    if annotations:
+        recs = read_records(annotations)
+        fin = finals(recs)
+        df, problems = join(fin, st)
+        if problems:
+            log(f"warning: {len(problems)} gold record(s) do not match the corpus:")
+            for p in problems[:20]:
+                log("  " + p)
+        if df.empty:
+            raise ConfigError("no gold record matches this corpus: was it built from ../shared/data/saudinewsnet "
+                              "with configs/corpus.yaml?")
+        label_source = "gold"
+        ann_hash = ids_hash(f"{r['statement_id']}|{r['stance']}|{r['sentiment']}|{r['pass']}" for r in recs)
+    elif weak is not None:
+        df = st.merge(weak, on="statement_id")
+        df = df[~df.is_duplicate]
+        label_source = "weak"
+        ann_hash = None
+    else:
+        raise ConfigError("give --annotations (gold) or --weak (weak labels as labels)")
+    df = df.copy()
+    df["group"] = df.article_id.map(groups)
+    missing = [t for t in tasks if t not in df.columns]
+    if missing:
+        raise ConfigError(f"labels lack task column(s) {missing}")
+    frozen = read_frozen(Path(splits_dir)) if (splits_dir and label_source == "gold") else {}
+    df["split"] = assign_splits(df.reset_index(drop=True), seed, frozen).to_numpy()
+    cols = ["statement_id", "article_id", "group", "text"] + tasks
+    counts = {}
+    info = {"label_source": label_source, "corpus_content_hash": cman["content_hash"], "annotation_hash": ann_hash,
+            "seed": seed, "mismatches": len(problems), "tasks": {t: schema.tasks[t].names for t in tasks}}
+    with atomic_dir(out) as tmp:
+        for name in SPLITS:
+            part = df[df.split == name].sort_values("statement_id")[cols]
+            part.to_parquet(tmp / f"{name}.parquet", index=False)
+            counts[name] = {"statements": len(part), "articles": int(part.article_id.nunique()),
+                            **{t: part[t].value_counts().sort_index().to_dict() for t in tasks}}
+            info[f"{name}_ids_hash"] = ids_hash(part.statement_id)
+        if weak is not None and label_source == "gold":
+            gold_groups = set(df.group)
+            w = st.merge(weak, on="statement_id")
+            w = w[(~w.is_duplicate) & (~w.article_id.map(groups).isin(gold_groups))]
+            w = w[(w[[f"{t}_conf" for t in tasks]].min(axis=1) >= weak_threshold)]
+            w = w.assign(group=w.article_id.map(groups))[cols].sort_values("statement_id")
+            w.to_parquet(tmp / "weak_train.parquet", index=False)
+            counts["weak_train"] = {"statements": len(w), **{t: w[t].value_counts().sort_index().to_dict() for t in tasks}}
+            info["weak_threshold"] = weak_threshold
+        info["counts"] = counts
+        info["content_hash"] = ids_hash(f"{r.statement_id}|{r.split}|" + "|".join(str(getattr(r, t)) for t in tasks)
+                                        for r in df.itertuples())
+        write_json(tmp / "manifest.json", info)
+    if freeze and label_source == "gold" and splits_dir:
+        for name in SPLITS:
+            ids = sorted(df.statement_id[df.split == name])
+            write_atomic(Path(splits_dir) / f"{name}_ids.txt", "\n".join(ids) + "\n")
+    return info
+
+
+def load_split(dataset_dir: str | Path, split: str) -> pd.DataFrame:
+    p = Path(dataset_dir) / f"{split}.parquet"
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such split (run `nabra dataset build` first)")
+    return pd.read_parquet(p)
+
+
+def dataset_manifest(dataset_dir: str | Path) -> dict:
+    import json
+
+    p = Path(dataset_dir) / "manifest.json"
+    if not p.exists():
+        raise FileNotFoundError(f"{dataset_dir}: not a dataset (no manifest.json)")
+    return json.loads(p.read_text())

@@ -1,0 +1,84 @@
+"""`nabra annotate sample|export|import`: choose statements to annotate, and Label Studio / CSV interop."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("annotate", help="sample statements for annotation; export/import Label Studio and CSV")
+    s = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sm = s.add_parser("sample", help="draw the statements to annotate (seeded, stratified by weak cues)")
+    sm.add_argument("--corpus", required=True)
+    sm.add_argument("--out", default="data/annotations/sample.jsonl")
+    sm.add_argument("--seed", type=int, default=13)
+    sm.set_defaults(func=run_sample)
+    e = s.add_parser("export", help="write statements as Label Studio tasks (JSON) and CSV")
+    e.add_argument("--corpus", required=True)
+    e.add_argument("--ids", required=True,
+                   help="a sample.jsonl / gold*.jsonl file (its statement ids, and labels if it has them)")
+    e.add_argument("--pass", dest="pass_", default="final", help="with a gold file: which pass to export (1, 2, final)")
+    e.add_argument("--out", required=True, help="output JSON path; the CSV is written beside it")
+    e.set_defaults(func=run_export)
+    i = s.add_parser("import", help="read a Label Studio export or the CSV back into standoff records")
+    i.add_argument("file", help="Label Studio JSON export or CSV")
+    i.add_argument("--corpus", required=True)
+    i.add_argument("--out", required=True, help="standoff JSONL to write (records of this import)")
+    i.add_argument("--annotator", default=None, help="annotator name (default: from the file)")
+    i.add_argument("--pass", dest="pass_", default="1", help="1, 2 or final (default 1)")
+    i.set_defaults(func=run_import)
+
+
+def run_sample(args) -> int:
+    from nabra.config import load_labels
+    from nabra.data.corpus import load_corpus
+    from nabra.data.sample import draw, write_sample
+
+    st, ar, _ = load_corpus(args.corpus)
+    df = draw(st, ar, load_labels(), seed=args.seed)
+    write_sample(df, args.out)
+    print(f"{len(df)} statements ({int(df.double.sum())} for a second reading) -> {args.out}")
+    print("  " + ", ".join(f"{k} {v}" for k, v in df.stratum.value_counts().sort_index().items()))
+    return 0
+
+
+def run_export(args) -> int:
+    import pandas as pd
+
+    from nabra.data.annotate import export_tasks
+    from nabra.data.corpus import load_corpus
+
+    st, _, _ = load_corpus(args.corpus)
+    recs = [json.loads(l) for l in Path(args.ids).read_text(encoding="utf-8").splitlines() if l.strip()]
+    if recs and "pass" in recs[0]:
+        want = args.pass_ if args.pass_ == "final" else int(args.pass_)
+        recs = [r for r in recs if r["pass"] == want]
+    ids = pd.DataFrame(recs)
+    keep = [c for c in ("statement_id", "stance", "sentiment", "annotator", "pass") if c in ids.columns]
+    rows = ids[keep].merge(st[["statement_id", "article_id", "start", "end", "text_sha1", "text"]], on="statement_id")
+    out = Path(args.out)
+    n = export_tasks(rows, out, out.with_suffix(".csv"))
+    print(f"exported {n} tasks -> {out} and {out.with_suffix('.csv')}")
+    return 0
+
+
+def run_import(args) -> int:
+    from nabra.config import load_labels
+    from nabra.data.annotate import import_file, write_records
+    from nabra.data.corpus import load_corpus
+
+    st, _, _ = load_corpus(args.corpus)
+    pass_ = args.pass_ if args.pass_ == "final" else int(args.pass_)
+    recs, errors = import_file(args.file, st, load_labels(), annotator=args.annotator, pass_=pass_)
+    for e in errors:
+        print(f"rejected: {e}", file=sys.stderr)
+    if recs:
+        write_records(recs, args.out)
+    if errors:
+        rej = Path(args.out).with_suffix(".rejects.txt")
+        rej.write_text("\n".join(errors) + "\n", encoding="utf-8")
+        print(f"imported {len(recs)} record(s), rejected {len(errors)} (reasons in {rej})", file=sys.stderr)
+        return 1
+    print(f"imported {len(recs)} record(s) -> {args.out}")
+    return 0

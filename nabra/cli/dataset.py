@@ -1,0 +1,36 @@
+"""`nabra dataset build`: gold or weak labels + corpus -> grouped, stratified train/dev/test."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("dataset", help="build train/dev/test splits from gold (or weak) labels")
+    s = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    b = s.add_parser("build", help="join labels to the corpus and split by article and duplicate cluster")
+    b.add_argument("--corpus", required=True)
+    b.add_argument("--annotations", default=None, help="gold standoff records (folder or file)")
+    b.add_argument("--weak", default=None, help="weak labels folder: extra weak_train set, or the labels when no gold")
+    b.add_argument("--weak-threshold", type=float, default=0.9, help="min label-model confidence for weak_train")
+    b.add_argument("--seed", type=int, default=13)
+    b.add_argument("--freeze", action="store_true", help="write the split ids to data/splits/ (freezes the test set)")
+    b.add_argument("--card", action="store_true", help="regenerate data/DATASET_CARD.md from this build")
+    b.add_argument("--out", required=True)
+    b.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from nabra.config import load_labels
+    from nabra.data.dataset import build
+
+    schema = load_labels()
+    info = build(args.corpus, args.out, schema, annotations=args.annotations, weak_dir=args.weak,
+                 weak_threshold=args.weak_threshold, seed=args.seed, freeze=args.freeze)
+    print(f"labels: {info['label_source']}   gold records not matching the corpus: {info['mismatches']}")
+    for split, c in info["counts"].items():
+        print(f"  {split:10s} {c['statements']:>6,} statements   stance " +
+              ", ".join(f"{k} {v}" for k, v in c["stance"].items()))
+    if args.card:
+        from nabra.data.card import write_card
+
+        print(f"dataset card -> {write_card(args.out, args.annotations)}")
+    print(f"dataset written to {args.out}")
+    return 0

@@ -208,3 +208,30 @@ def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema,
             continue
         records.append(rec)
     return records, errors
+
+
+def finalize(records: list[dict], adjudications: list[dict] | None = None) -> tuple[list[dict], list[str]]:
+    """Adds one "final" record per statement: the single reading, the agreed label of two readings,
+    or the adjudicator's label where they disagree. Returns (all records, statements still needing
+    adjudication)."""
+    adj = {r["statement_id"]: r for r in (adjudications or [])}
+    by: dict[str, list[dict]] = {}
+    for r in records:
+        if r["pass"] != "final":
+            by.setdefault(r["statement_id"], []).append(r)
+    out = [r for r in records if r["pass"] != "final"]
+    pending = []
+    for sid, rs in sorted(by.items()):
+        base = {k: rs[0][k] for k in ("statement_id", "article_id", "start", "end", "text_sha1")}
+        if len(rs) == 1:
+            out.append({**base, "stance": rs[0]["stance"], "sentiment": rs[0]["sentiment"],
+                        "annotator": rs[0]["annotator"], "pass": "final"})
+        elif all(r["stance"] == rs[0]["stance"] and r["sentiment"] == rs[0]["sentiment"] for r in rs):
+            out.append({**base, "stance": rs[0]["stance"], "sentiment": rs[0]["sentiment"],
+                        "annotator": "agreed", "pass": "final"})
+        elif sid in adj:
+            out.append({**base, "stance": adj[sid]["stance"], "sentiment": adj[sid]["sentiment"],
+                        "annotator": adj[sid].get("annotator", "adjudicator"), "pass": "final"})
+        else:
+            pending.append(sid)
+    return out, pending

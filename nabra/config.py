@@ -159,3 +159,127 @@ def load_labels(path: str | Path | None = None) -> LabelSchema:
         if sorted(task.tie_break) != task.names:
             raise ConfigError(f"labels.yaml: tasks.{name}.tie_break must list each label once")
     return schema
+
+
+# --------------------------------------------------------------------------- training
+class TinyModel(Strict):
+    vocab_size: int = Field(8000, description="WordPiece vocabulary trained on the corpus")
+    hidden_size: int = Field(128, description="hidden size of the tiny BERT")
+    num_hidden_layers: int = Field(2, description="transformer layers")
+    num_attention_heads: int = Field(2, description="attention heads")
+    intermediate_size: int = Field(512, description="feed-forward size")
+    max_position_embeddings: int = Field(256, description="longest input in tokens")
+    tokenizer_corpus: str | None = Field(
+        None, description="corpus folder whose statements train the tokenizer (default: the dataset's train split)")
+
+
+class ModelConfig(Strict):
+    name_or_path: str | None = Field(
+        "aubmindlab/bert-base-arabertv02",
+        description="HF hub name or local folder of the encoder; null builds a tiny BERT from `tiny`")
+    tiny: TinyModel | None = Field(None, description="geometry of a BERT built from a config (offline path)")
+    preprocess: Literal["arabert", "none"] = Field(
+        "arabert", description="text preprocessing applied at train and predict time")
+    preprocess_model: str = Field(
+        "aubmindlab/bert-base-arabertv02", description="model name that selects ArabertPreprocessor's rules")
+    max_length: int = Field(128, description="truncate inputs to this many tokens (padding is dynamic)")
+    dropout: float | None = Field(None, description="classifier dropout (default: the encoder's hidden dropout)")
+
+
+class DataConfig(Strict):
+    tasks: list[str] = Field(default_factory=lambda: ["stance", "sentiment"],
+                             description="tasks to train, one head each; label lists come from the dataset manifest")
+    text_column: str = Field("text", description="column holding the statement")
+    text_pair_column: str | None = Field(None, description="column holding a second text (target/claim), if any")
+    label_columns: dict[str, str] = Field(default_factory=dict,
+                                          description="task -> label column, when they differ (default: same name)")
+    use_weak: bool = Field(False, description="add the dataset's weak_train.parquet to the training data")
+    max_train_samples: int | None = Field(None, description="cap on training statements (smoke runs)")
+    max_eval_samples: int | None = Field(None, description="cap on dev statements (smoke runs)")
+
+
+class TrainingConfig(Strict):
+    seed: int = Field(42, description="seeds python, numpy, torch and the data order")
+    epochs: float = Field(3.0, description="training epochs")
+    max_steps: int = Field(-1, description="stop after this many steps (overrides epochs when > 0)")
+    batch_size: int = Field(16, description="per-device training batch size")
+    eval_batch_size: int = Field(64, description="per-device evaluation batch size")
+    grad_accum: int = Field(1, description="gradient accumulation steps")
+    learning_rate: float = Field(3e-5, description="peak learning rate")
+    weight_decay: float = Field(0.01, description="AdamW weight decay")
+    warmup: float = Field(0.1, description="warmup: a ratio of total steps if < 1, else a step count")
+    loss_weights: dict[str, float] = Field(default_factory=dict, description="task -> loss weight (default 1)")
+    class_weights: Literal["balanced", "none"] = Field("balanced", description="per-task class weights from train counts")
+    metric_weights: dict[str, float] = Field(default_factory=dict,
+                                             description="task -> weight in the combined dev macro-F1 (default equal)")
+    early_stopping_patience: int = Field(3, description="evaluations without improvement before stopping (0 = off)")
+    eval_strategy: Literal["epoch", "steps"] = Field("epoch", description="when to evaluate and checkpoint")
+    eval_steps: int = Field(200, description="with eval_strategy=steps: evaluate every N steps")
+    save_total_limit: int = Field(2, description="checkpoints kept besides the best")
+    group_by_length: bool = Field(True, description="batch statements of similar length (less padding)")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU")
+    dataloader_workers: int = Field(0, description="DataLoader worker processes")
+    threads: int | None = Field(None, description="torch CPU threads (default: torch's choice)")
+
+
+class LoggingConfig(Strict):
+    wandb: bool = Field(False, description="log to Weights & Biases (offline unless WANDB_MODE is set)")
+    wandb_project: str = Field("nabra", description="wandb project name")
+    logging_steps: int = Field(20, description="log training loss every N steps")
+
+
+class TrainConfig(Strict):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+
+def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    return load(TrainConfig, path, overrides)
+
+
+class PretrainConfig(Strict):
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    mlm_probability: float = Field(0.15, description="share of tokens masked")
+    max_statements: int | None = Field(None, description="cap on corpus statements used (sampled with the seed)")
+
+
+def load_pretrain_config(path: str | Path, overrides: list[str] | None = None) -> PretrainConfig:
+    return load(PretrainConfig, path, overrides)
+
+
+# --------------------------------------------------------------------------- benchmarks
+class BenchTask(Strict):
+    column: str = Field(description="label column in the files")
+    rename: dict[str, str] = Field(default_factory=dict, description="value renames, e.g. '' -> None")
+    headline_labels: list[str] | None = Field(None, description="labels averaged in the official F1")
+
+
+class Published(Strict):
+    task: str = Field(description="task the published figure is for")
+    metric: Literal["macro_f1", "headline_f1", "accuracy"] = Field(description="which of our metrics it matches")
+    value: float = Field(description="published figure (0-1)")
+    source: str = Field(description="paper / shared task")
+
+
+class BenchmarkConfig(Strict):
+    name: str = Field(description="benchmark name")
+    format: Literal["csv", "jsonl", "parquet"] = Field("csv", description="file format")
+    files: dict[str, str] = Field(description="split -> path relative to the shared folder (train and test; dev optional)")
+    text_column: str = Field("text", description="column of the text")
+    text_pair_column: str | None = Field(None, description="column of a second text (target, claim)")
+    id_column: str | None = Field(None, description="column of a record id (default: row number)")
+    tasks: dict[str, BenchTask] = Field(description="task -> label column and renames")
+    dev_share: float = Field(0.1, description="share of train held out as dev when no dev file is given")
+    seed: int = Field(13, description="seed of the dev hold-out")
+    published: list[Published] = Field(default_factory=list, description="published figures to print beside ours")
+
+
+def load_benchmark_config(name_or_path: str) -> BenchmarkConfig:
+    p = Path(name_or_path)
+    if not p.suffix:
+        p = CONFIG_DIR / "benchmarks" / f"{name_or_path}.yaml"
+    return load(BenchmarkConfig, p)

@@ -16,6 +16,11 @@ COMMANDS = {
     "label": "nabra.cli.label",
     "annotate": "nabra.cli.annotate",
     "dataset": "nabra.cli.dataset",
+    "pretrain": "nabra.cli.pretrain",
+    "train": "nabra.cli.train",
+    "baseline": "nabra.cli.baseline",
+    "evaluate": "nabra.cli.evaluate",
+    "benchmark": "nabra.cli.benchmark",
 }
 
 
@@ -36,12 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from nabra.config import ConfigError
+    from nabra.train.text import MissingModelError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (UserError, ConfigError, FileNotFoundError) as e:
+    except (UserError, ConfigError, FileNotFoundError, MissingModelError) as e:
         print(f"nabra {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,260 @@
+"""`nabra evaluate`: the model beside its baselines on one split, with intervals, plots and errors.
+
+Writes into OUT:
+  report.json   every number, plus what reproduces it: the run's config, dataset and split hashes,
+                seed, git commit, package versions (no timestamps: two runs give identical bytes)
+  report.md     the tables
+  report.html   one self-contained page, plots embedded as PNG data URIs
+  *.png         confusion matrices, per-class F1 with 95% intervals, reliability diagram
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nabra.data.dataset import dataset_manifest, ids_hash, load_split
+from nabra.evaluation.metrics import aggregate, task_metrics
+from nabra.io import git_commit, versions, write_atomic
+
+
+def model_predictions(model_dir: str | Path, df: pd.DataFrame, backend: str = "torch") -> tuple[dict, dict]:
+    """({task: predicted labels}, {task: probability matrix}) of a trained model on a split."""
+    from nabra.train.predict import StanceClassifier
+
+    clf = StanceClassifier.from_pretrained(model_dir, backend=backend)
+    pairs = df.text_pair.fillna("").tolist() if "text_pair" in df and clf.text_pair else None
+    probs = clf.predict_proba(df.text.tolist(), pairs)
+    preds = {t: [clf.tasks[t][i] for i in p.argmax(1)] for t, p in probs.items()}
+    return preds, probs, clf.tasks
+
+
+def error_analysis(df: pd.DataFrame, task: str, labels: list[str], pred: list[str], probs: np.ndarray,
+                   k: int = 10, pairs: int = 5, per_pair: int = 3) -> dict:
+    gold = df[task].tolist()
+    conf = probs.max(1)
+    wrong = [i for i in range(len(df)) if pred[i] != gold[i]]
+    wrong.sort(key=lambda i: (-conf[i], df.statement_id.iloc[i]))
+    row = lambda i: {"statement_id": df.statement_id.iloc[i], "text": df.text.iloc[i], "gold": gold[i],
+                     "pred": pred[i], "confidence": round(float(conf[i]), 6)}
+    counts: dict[tuple, list[int]] = {}
+    for i in wrong:
+        counts.setdefault((gold[i], pred[i]), []).append(i)
+    top = sorted(counts.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:pairs]
+    return {"confident_errors": [row(i) for i in wrong[:k]],
+            "confusion_pairs": [{"gold": g, "pred": p, "count": len(ix), "examples": [row(i) for i in ix[:per_pair]]}
+                                for (g, p), ix in top]}
+
+
+def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, out: str | Path,
+             baselines_dir: str | Path | None = None, seed: int = 0, n_boot: int = 1000,
+             headline: dict[str, list[str]] | None = None, runs: list[str] | None = None,
+             with_baselines: bool = True, title: str = "nabra evaluation") -> dict:
+    from nabra.evaluation.baselines import load_baselines, predict_baselines, train_baselines
+
+    out = Path(out)
+    man = dataset_manifest(dataset_dir)
+    df = load_split(dataset_dir, split)
+    label_lists = {t: list(v) for t, v in man["tasks"].items() if t in df.columns}
+    headline = headline or man.get("headline_labels") or {}
+    report: dict = {"title": title, "split": split, "n_statements": len(df), "seed": seed, "bootstrap_resamples": n_boot,
+                    "provenance": {"dataset_content_hash": man.get("content_hash"),
+                                   "dataset_label_source": man.get("label_source"),
+                                   "split_ids_hash": ids_hash(df.statement_id), "git_commit": git_commit(),
+                                   "versions": versions()},
+                    "tasks": {}, "baselines": {}, "errors": {}}
+    model_dirs = list(runs or ([] if model_dir is None else [model_dir]))
+    per_run: dict[str, list[dict]] = {t: [] for t in label_lists}
+    for i, md in enumerate(model_dirs):
+        preds, probs, tasks = model_predictions(md, df)
+        run_dir = Path(md)
+        prov = {"model": str(md)}
+        if (run_dir / "config.yaml").exists():
+            import yaml
+
+            prov["run_config"] = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+            info = json.loads((run_dir / "run_info.json").read_text())
+            prov["run_seed"] = info.get("seed")
+            prov["run_dataset_content_hash"] = info.get("dataset_content_hash")
+            prov["run_git_commit"] = info.get("git_commit")
+        report["provenance"].setdefault("models", []).append(prov)
+        for t in label_lists:
+            if t not in preds:
+                continue
+            m = task_metrics(df[t].tolist(), preds[t], label_lists[t], probs[t], headline.get(t), n_boot, seed)
+            per_run[t].append(m)
+            if i == 0:
+                report["tasks"][t] = {"model": m}
+                report["errors"][t] = error_analysis(df, t, label_lists[t], preds[t], probs[t])
+    if len(model_dirs) > 1:
+        report["aggregate"] = {t: aggregate(v) for t, v in per_run.items() if v}
+    if with_baselines:
+        if baselines_dir:
+            bl = load_baselines(baselines_dir)
+        else:
+            data = {s: load_split(dataset_dir, s) for s in ("train", "dev")}
+            bl = train_baselines(data, label_lists, headline, seed=seed)
+        report["baselines_info"] = bl["info"]
+        for t, by_name in predict_baselines(bl, df).items():
+            report["baselines"][t] = {name: task_metrics(df[t].tolist(), p, label_lists[t], None, headline.get(t),
+                                                         n_boot, seed) for name, p in sorted(by_name.items())}
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / "report.json", json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+    pngs = plots(report, out)
+    write_atomic(out / "report.md", markdown(report))
+    write_atomic(out / "report.html", to_html(report, pngs))
+    return report
+
+
+# ----------------------------------------------------------------------------- plots
+def plots(report: dict, out: Path) -> dict[str, Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = {}
+    meta = {"Software": None}  # no version/date stamp: same figures, same bytes
+    for t, d in report["tasks"].items():
+        m = d["model"]
+        cm = np.array(m["confusion"])
+        fig, ax = plt.subplots(figsize=(1.1 * len(m["labels"]) + 2.5, 1.0 * len(m["labels"]) + 2))
+        ax.imshow(cm, cmap="Blues")
+        ax.set_xticks(range(len(m["labels"])), m["labels"], rotation=40, ha="right")
+        ax.set_yticks(range(len(m["labels"])), m["labels"])
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("gold")
+        ax.set_title(f"{t}: confusion matrix (model)")
+        fig.tight_layout()
+        files[f"confusion_{t}"] = out / f"confusion_{t}.png"
+        fig.savefig(files[f"confusion_{t}"], dpi=90, metadata=meta)
+        plt.close(fig)
+
+        systems = {"model": m, **report["baselines"].get(t, {})}
+        fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(m["labels"])), 4))
+        width = 0.8 / len(systems)
+        for k, (name, sm) in enumerate(systems.items()):
+            f1 = [sm["per_class"][l]["f1"] for l in m["labels"]]
+            x = np.arange(len(m["labels"])) + k * width
+            if "ci95" in sm:
+                lo = [f - c[0] for f, c in zip(f1, sm["ci95"]["per_class_f1"])]
+                hi = [c[1] - f for f, c in zip(f1, sm["ci95"]["per_class_f1"])]
+                ax.bar(x, f1, width, yerr=[lo, hi], capsize=2, label=name)
+            else:
+                ax.bar(x, f1, width, label=name)
+        ax.set_xticks(np.arange(len(m["labels"])) + 0.4 - width / 2, m["labels"], rotation=30, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("F1 (95% bootstrap interval)")
+        ax.set_title(f"{t}: per-class F1, model and baselines")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        files[f"f1_{t}"] = out / f"f1_{t}.png"
+        fig.savefig(files[f"f1_{t}"], dpi=90, metadata=meta)
+        plt.close(fig)
+
+        if "calibration" in m:
+            bins = [b for b in m["calibration"]["bins"] if b["count"]]
+            fig, ax = plt.subplots(figsize=(4.5, 4.5))
+            ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect")
+            ax.bar([(b["lo"] + b["hi"]) / 2 for b in bins], [b["accuracy"] for b in bins], width=0.09, alpha=0.7,
+                   label="accuracy")
+            ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", color="C3", label="model")
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.set_xlabel("confidence")
+            ax.set_ylabel("accuracy")
+            ax.set_title(f"{t}: reliability (ECE {m['calibration']['ece']:.3f})")
+            ax.legend(fontsize=8)
+            fig.tight_layout()
+            files[f"reliability_{t}"] = out / f"reliability_{t}.png"
+            fig.savefig(files[f"reliability_{t}"], dpi=90, metadata=meta)
+            plt.close(fig)
+    return files
+
+
+# ----------------------------------------------------------------------------- text reports
+def _fmt(m: dict, key: str) -> str:
+    v = m.get(key)
+    if v is None:
+        return "–"
+    ci = m.get("ci95", {}).get(key)
+    return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else f"{v:.3f}"
+
+
+def summary_rows(report: dict) -> list[list[str]]:
+    rows = []
+    for t, d in report["tasks"].items():
+        systems = {"model": d["model"], **report["baselines"].get(t, {})}
+        for name, m in systems.items():
+            rows.append([t, name, _fmt(m, "macro_f1"), _fmt(m, "headline_f1") if "headline_f1" in m else "–",
+                         _fmt(m, "accuracy"), f"{m['kappa']:.3f}",
+                         f"{m['calibration']['ece']:.3f}" if "calibration" in m else "–"])
+    if not report["tasks"]:
+        for t, by in report["baselines"].items():
+            for name, m in by.items():
+                rows.append([t, name, _fmt(m, "macro_f1"), _fmt(m, "headline_f1") if "headline_f1" in m else "–",
+                             _fmt(m, "accuracy"), f"{m['kappa']:.3f}", "–"])
+    return rows
+
+
+HEAD = ["task", "system", "macro-F1 [95% CI]", "headline F1", "accuracy", "kappa", "ECE"]
+
+
+def markdown(report: dict) -> str:
+    L = [f"# {report['title']}", "", f"Split `{report['split']}`, {report['n_statements']} statements; bootstrap "
+         f"{report['bootstrap_resamples']} resamples, seed {report['seed']}.", "",
+         "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    L += ["| " + " | ".join(r) + " |" for r in summary_rows(report)]
+    if "aggregate" in report:
+        L += ["", "## Over runs (mean ± std)", "", "| task | metric | mean ± std | n |", "|---|---|---|---|"]
+        for t, a in report["aggregate"].items():
+            for k, v in a.items():
+                L.append(f"| {t} | {k} | {v['mean']:.3f} ± {v['std']:.3f} | {v['n']} |")
+    for t, d in report["tasks"].items():
+        m = d["model"]
+        L += ["", f"## {t}: per class (model)", "", "| label | precision | recall | F1 [95% CI] | support |",
+              "|---|---|---|---|---|"]
+        for i, l in enumerate(m["labels"]):
+            pc = m["per_class"][l]
+            ci = m.get("ci95", {}).get("per_class_f1", [[0, 0]] * len(m["labels"]))[i]
+            L.append(f"| {l} | {pc['precision']:.3f} | {pc['recall']:.3f} | {pc['f1']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {pc['support']} |")
+        err = report["errors"].get(t, {})
+        if err.get("confusion_pairs"):
+            L += ["", f"### {t}: top confusions", ""]
+            for p in err["confusion_pairs"]:
+                L.append(f"- gold **{p['gold']}** → predicted **{p['pred']}**: {p['count']}")
+                for ex in p["examples"]:
+                    L.append(f"  - `{ex['statement_id']}` ({ex['confidence']:.2f}) {ex['text']}")
+        if err.get("confident_errors"):
+            L += ["", f"### {t}: most confident errors", ""]
+            for ex in err["confident_errors"]:
+                L.append(f"- `{ex['statement_id']}` gold {ex['gold']}, predicted {ex['pred']} ({ex['confidence']:.2f}): {ex['text']}")
+    p = report["provenance"]
+    L += ["", "## Reproduce", "", f"- dataset content hash `{p['dataset_content_hash']}` ({p.get('dataset_label_source')} labels)",
+          f"- split ids hash `{p['split_ids_hash']}`", f"- git commit `{p['git_commit']}`",
+          "- versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items() if v)]
+    for mdl in p.get("models", []):
+        L.append(f"- model `{mdl['model']}`, run seed {mdl.get('run_seed')}, run dataset hash `{mdl.get('run_dataset_content_hash')}`")
+    return "\n".join(L) + "\n"
+
+
+def to_html(report: dict, pngs: dict[str, Path]) -> str:
+    e = html.escape
+    rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in summary_rows(report))
+    imgs = "".join(
+        f'<figure><img alt="{e(k)}" src="data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}">'
+        f"<figcaption>{e(k)}</figcaption></figure>" for k, p in pngs.items())
+    md = e(markdown(report))
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{e(report['title'])}</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:auto;padding:1em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px}figure{display:inline-block;margin:8px}"
+            "pre{white-space:pre-wrap;direction:auto;background:#f7f7f7;padding:8px}</style></head><body>"
+            f"<h1>{e(report['title'])}</h1><p>Split <b>{e(report['split'])}</b>, {report['n_statements']} statements.</p>"
+            f"<table><tr>{''.join(f'<th>{e(h)}</th>' for h in HEAD)}</tr>{rows}</table>"
+            f"<h2>Plots</h2>{imgs}<h2>Full report</h2><pre>{md}</pre></body></html>\n")

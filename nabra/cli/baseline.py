@@ -1,0 +1,31 @@
+"""`nabra baseline`: fit majority / weak-labeller / TF-IDF+SVM baselines (tuned on dev) and save them."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("baseline", help="train and save the baselines (majority, weak labeller, TF-IDF + linear SVM)")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--tune-split", default="dev", help="split used to choose C (dev; test is refused)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from nabra.cli.main import UserError
+    from nabra.data.dataset import dataset_manifest, load_split
+    from nabra.evaluation.baselines import refuse_test, save_baselines, train_baselines
+
+    try:
+        refuse_test(args.tune_split, "nabra baseline")
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    man = dataset_manifest(args.data)
+    data = {"train": load_split(args.data, "train"), "dev": load_split(args.data, args.tune_split)}
+    labels = {t: v for t, v in man["tasks"].items() if t in data["train"]}
+    bl = train_baselines(data, labels, man.get("headline_labels"), seed=args.seed)
+    save_baselines(bl, args.out, {"dataset_content_hash": man.get("content_hash"), "seed": args.seed})
+    for t, i in bl["info"].items():
+        print(f"{t:10s} majority={i['majority_label']}  tfidf C={i['tfidf_C']}  dev score by C {i['tfidf_dev_by_C']}")
+    print(f"baselines written to {args.out}")
+    return 0

@@ -1,0 +1,21 @@
+"""`nabra pretrain`: thin wrapper over nabra.train.pretrain.run."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("pretrain", help="masked-LM pretraining on unlabelled corpus statements (domain adaptation)")
+    p.add_argument("--config", required=True, help="a file from configs/pretrain/")
+    p.add_argument("--corpus", required=True, help="corpus folder from `nabra corpus build`")
+    p.add_argument("--out", required=True, help="output folder: a checkpoint `nabra train` accepts")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from nabra.config import load_pretrain_config
+    from nabra.train.pretrain import run as pretrain_run
+
+    info = pretrain_run(load_pretrain_config(args.config, args.overrides), args.corpus, args.out)
+    print(f"pretrained on {info['statements']:,} statements, {info['steps']} steps, final MLM loss {info['train_loss']}")
+    print(f"checkpoint written to {args.out} (use: --set model.name_or_path={args.out} model.tiny=null)")
+    return 0

@@ -1,0 +1,117 @@
+"""One shared encoder (any HF encoder), one classification head per task.
+
+Saved and loaded with save_pretrained / from_pretrained (safetensors). The config carries the
+encoder's config, the tasks with their label maps (label2id / id2label per task), loss weights
+and class weights, so a saved folder is self-describing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
+from transformers.utils import ModelOutput
+
+
+class NabraConfig(PretrainedConfig):
+    model_type = "nabra-multitask"
+
+    def __init__(self, encoder: dict | None = None, tasks: dict[str, list[str]] | None = None,
+                 loss_weights: dict[str, float] | None = None, class_weights: dict[str, list[float]] | None = None,
+                 classifier_dropout: float | None = None, text_pair: bool = False, **kw):
+        super().__init__(**kw)
+        self.encoder = encoder or {}
+        self.tasks = tasks or {}  # task -> sorted label list (index = class id)
+        self.loss_weights = loss_weights or {}
+        self.class_weights = class_weights or {}
+        self.classifier_dropout = classifier_dropout
+        self.text_pair = text_pair
+
+    def task_label2id(self, task: str) -> dict[str, int]:
+        return {l: i for i, l in enumerate(self.tasks[task])}
+
+    def task_id2label(self, task: str) -> dict[int, str]:
+        return dict(enumerate(self.tasks[task]))
+
+    def encoder_config(self) -> PretrainedConfig:
+        enc = dict(self.encoder)
+        return AutoConfig.for_model(enc.pop("model_type"), **enc)
+
+
+@dataclass
+class MultiTaskOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: tuple[torch.Tensor, ...] | None = None  # one tensor per task, in config.tasks order
+
+
+class NabraModel(PreTrainedModel):
+    config_class = NabraConfig
+    base_model_prefix = "encoder"
+    supports_gradient_checkpointing = True
+    # The loss is a weighted sum of per-task means: the Trainer must scale it for gradient
+    # accumulation itself (transformers issue 37766; see shared/notes/stack.md).
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: NabraConfig, encoder: PreTrainedModel | None = None):
+        super().__init__(config)
+        self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder_config())
+        hidden = self.encoder.config.hidden_size
+        p = config.classifier_dropout
+        if p is None:
+            p = getattr(self.encoder.config, "hidden_dropout_prob", 0.1)
+        self.dropout = nn.Dropout(p)
+        self.heads = nn.ModuleDict({t: nn.Linear(hidden, len(labels)) for t, labels in config.tasks.items()})
+        for t, w in config.class_weights.items():
+            self.register_buffer(f"class_weight_{t}", torch.tensor(w, dtype=torch.float), persistent=False)
+        self.post_init()
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear) and any(module is h for h in self.heads.values()) if hasattr(self, "heads") else False:
+            std = getattr(self.encoder.config, "initializer_range", 0.02)
+            module.weight.data.normal_(0.0, std)
+            module.bias.data.zero_()
+
+    @classmethod
+    def from_encoder(cls, name_or_path: str, tasks: dict[str, list[str]], **cfg_kw) -> "NabraModel":
+        """Pretrained encoder (AraBERT or any HF encoder, hub name or folder) + fresh heads."""
+        encoder = AutoModel.from_pretrained(name_or_path, add_pooling_layer=False) \
+            if _is_bert_like(name_or_path) else AutoModel.from_pretrained(name_or_path)
+        config = NabraConfig(encoder=encoder.config.to_dict(), tasks=tasks, **cfg_kw)
+        return cls(config, encoder=encoder)
+
+    @classmethod
+    def from_encoder_config(cls, encoder_config: PretrainedConfig, tasks: dict[str, list[str]], **cfg_kw) -> "NabraModel":
+        config = NabraConfig(encoder=encoder_config.to_dict(), tasks=tasks, **cfg_kw)
+        return cls(config)
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **labels) -> MultiTaskOutput:
+        kw = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kw["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**kw).last_hidden_state[:, 0]  # [CLS]
+        hidden = self.dropout(hidden)
+        logits = tuple(self.heads[t](hidden) for t in self.config.tasks)
+        loss = None
+        if any(f"labels_{t}" in labels and labels[f"labels_{t}"] is not None for t in self.config.tasks):
+            loss = 0.0
+            for t, lg in zip(self.config.tasks, logits):
+                y = labels.get(f"labels_{t}")
+                if y is None:
+                    continue
+                weight = getattr(self, f"class_weight_{t}", None)
+                task_loss = nn.functional.cross_entropy(lg.float(), y, weight=weight, ignore_index=-100)
+                loss = loss + self.config.loss_weights.get(t, 1.0) * task_loss
+        return MultiTaskOutput(loss=loss, logits=logits)
+
+
+def _is_bert_like(name_or_path: str) -> bool:
+    try:
+        cfg = AutoConfig.from_pretrained(name_or_path)
+    except Exception:
+        return False
+    return cfg.model_type in ("bert", "roberta", "xlm-roberta", "electra")
+
+
+AutoConfig.register(NabraConfig.model_type, NabraConfig)
+AutoModel.register(NabraConfig, NabraModel)

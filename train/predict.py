@@ -1,0 +1,165 @@
+"""Prediction: the Python API (`StanceClassifier`) behind `nabra predict` and `nabra evaluate`.
+
+    from nabra import StanceClassifier
+    clf = StanceClassifier.from_pretrained("runs/tiny/model")        # or an exported folder
+    clf.predict(["أدان الوزير الهجوم"])                               # one dict per text
+    clf.predict_article(open("article.txt").read())                  # every statement, with offsets
+
+The same cleaning and segmentation as the corpus builder (ArticleProcessor, shared code), the
+same preprocessing as training (read from the model folder). Backends: PyTorch, or ONNX Runtime
+when the folder holds model.onnx / model.int8.onnx (from `nabra export`).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from nabra.train.text import PREPROCESS_FILE, Preprocessor
+
+REQUIRED = ["config.json", "tokenizer.json", PREPROCESS_FILE]
+
+
+class ModelDirError(FileNotFoundError):
+    pass
+
+
+def check_model_dir(path: str | Path, backend: str) -> Path:
+    p = Path(path)
+    if p.is_dir() and (p / "model").is_dir() and not (p / "config.json").exists():
+        p = p / "model"  # a run directory: use its best model
+    if not p.is_dir():
+        raise ModelDirError(f"{path}: no such model folder")
+    need = list(REQUIRED)
+    if backend == "torch":
+        need.append("model.safetensors")
+    missing = [f for f in need if not (p / f).exists()]
+    if missing:
+        raise ModelDirError(f"{p}: model folder lacks {', '.join(missing)} (was it written by `nabra train` or `nabra export`?)")
+    return p
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = x - x.max(-1, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(-1, keepdims=True)
+
+
+class StanceClassifier:
+    def __init__(self, directory: Path, backend: str = "torch", onnx_file: str = "model.onnx",
+                 batch_size: int = 32, threads: int | None = None):
+        from transformers import AutoTokenizer
+
+        self.dir = directory
+        self.backend = backend
+        cfg = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        self.tasks: dict[str, list[str]] = cfg["tasks"]
+        self.text_pair = bool(cfg.get("text_pair"))
+        self.tokenizer = AutoTokenizer.from_pretrained(directory)
+        self.max_length = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 10_000 else 128
+        self.pre = Preprocessor.load(directory)
+        self.batch_size = batch_size
+        self._processor = None
+        if backend == "torch":
+            import torch
+
+            from nabra.train.model import NabraModel
+
+            if threads:
+                torch.set_num_threads(threads)
+            self.model = NabraModel.from_pretrained(directory).eval()
+        elif backend == "onnx":
+            import onnxruntime as ort
+
+            f = directory / onnx_file
+            if not f.exists():
+                raise ModelDirError(f"{directory}: no {onnx_file} (run `nabra export --format onnx` first)")
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            if threads:
+                so.intra_op_num_threads = threads
+            self.session = ort.InferenceSession(str(f), so, providers=["CPUExecutionProvider"])
+            self.onnx_inputs = [i.name for i in self.session.get_inputs()]
+        else:
+            raise ValueError(f"backend must be torch or onnx, got {backend!r}")
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, backend: str = "torch", **kw) -> "StanceClassifier":
+        d = check_model_dir(path, backend)
+        if backend == "onnx" and "onnx_file" not in kw and not (d / "model.onnx").exists() and (d / "model.int8.onnx").exists():
+            kw["onnx_file"] = "model.int8.onnx"
+        return cls(d, backend=backend, **kw)
+
+    # ------------------------------------------------------------------ core
+    def logits(self, texts: list[str], pairs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Raw logits per task for `texts`, batched by similar length (less padding)."""
+        texts_p = self.pre(list(texts))
+        pairs_p = self.pre(list(pairs)) if pairs is not None else None
+        order = np.argsort([len(t) for t in texts_p], kind="stable")
+        out = {t: np.zeros((len(texts_p), len(l)), dtype=np.float32) for t, l in self.tasks.items()}
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b:b + self.batch_size]
+            a = [texts_p[i] for i in idx]
+            kw = dict(truncation=True, max_length=self.max_length, padding=True, return_tensors="np")
+            enc = self.tokenizer(a, [pairs_p[i] for i in idx], **kw) if pairs_p is not None else self.tokenizer(a, **kw)
+            for t, lg in zip(self.tasks, self._forward(enc)):
+                out[t][idx] = lg
+        return out
+
+    def _forward(self, enc) -> list[np.ndarray]:
+        if self.backend == "onnx":
+            feed = {k: enc[k].astype(np.int64) for k in self.onnx_inputs}
+            return self.session.run(None, feed)
+        import torch
+
+        with torch.inference_mode():
+            res = self.model(**{k: torch.from_numpy(v) for k, v in enc.items()})
+        return [x.float().numpy() for x in res.logits]
+
+    def predict_proba(self, texts: list[str], pairs: list[str] | None = None) -> dict[str, np.ndarray]:
+        return {t: _softmax(v) for t, v in self.logits(texts, pairs).items()}
+
+    def predict(self, texts: Iterable[str], pairs: list[str] | None = None) -> list[dict]:
+        """One dict per text: per task its label and the probability of every label."""
+        texts = list(texts)
+        if not texts:
+            return []
+        probs = self.predict_proba(texts, pairs)
+        out = []
+        for i, text in enumerate(texts):
+            row = {"text": text}
+            for t, labels in self.tasks.items():
+                p = probs[t][i]
+                row[t] = labels[int(p.argmax())]
+                row[f"{t}_prob"] = round(float(p.max()), 4)
+                row[f"{t}_probs"] = {l: round(float(x), 4) for l, x in zip(labels, p)}
+            out.append(row)
+        return out
+
+    # ------------------------------------------------------------------ articles
+    @property
+    def processor(self):
+        if self._processor is None:
+            from nabra.config import load_corpus_config
+            from nabra.data.corpus import ArticleProcessor
+
+            self._processor = ArticleProcessor(load_corpus_config())
+        return self._processor
+
+    def segment_article(self, text: str, **meta):
+        """(article row, statement rows): the corpus builder's cleaning and segmentation."""
+        from nabra.data.ingest import RawArticle
+
+        art = RawArticle(content=text, input_file=meta.get("input_file", "<text>"), title=meta.get("title", ""),
+                         url=meta.get("url", ""), source=meta.get("source", ""))
+        article, statements, _ = self.processor.process(art)
+        return article, statements
+
+    def predict_article(self, text: str, **meta) -> list[dict]:
+        """Every body statement of an article (furniture removed) with offsets and labels."""
+        article, statements = self.segment_article(text, **meta)
+        preds = self.predict([s["text"] for s in statements])
+        return [{"article_id": article["article_id"], "statement_id": s["statement_id"], "start": s["start"],
+                 "end": s["end"], **p} for s, p in zip(statements, preds)]

@@ -1,0 +1,71 @@
+"""`nabra pretrain`: masked-language-model pretraining on unlabelled corpus statements.
+
+Domain-adaptive pretraining: continues a given checkpoint (AraBERT, `model.name_or_path`) or
+starts the tiny BERT from scratch (`model.name_or_path: null` + `model.tiny`). Writes OUT/ with
+the MLM model (safetensors), tokenizer and preprocessing settings: a folder that `nabra train`
+accepts as `model.name_or_path`. Also OUT/pretrain_info.json (corpus hash, steps, final loss).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from nabra.config import ConfigError, PretrainConfig
+from nabra.io import versions, write_json
+from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
+
+
+def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import (AutoModelForMaskedLM, BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling,
+                              Trainer, TrainingArguments, set_seed)
+
+    from nabra.data.corpus import load_corpus
+
+    out = Path(out)
+    t = cfg.training
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    set_seed(t.seed)
+    st, _, man = load_corpus(corpus_dir)
+    st = st[~st.is_duplicate]
+    if cfg.max_statements:
+        st = st.sample(n=min(cfg.max_statements, len(st)), random_state=t.seed)
+    m = cfg.model
+    pre = Preprocessor(m.preprocess, m.preprocess_model)
+    texts = pre(st.text.tolist())
+    if m.name_or_path is None:
+        if m.tiny is None:
+            raise ConfigError("model.name_or_path is null: give model.tiny to build a model from a config")
+        tok = train_wordpiece(texts, m.tiny.vocab_size, m.max_length)
+        enc = BertConfig(vocab_size=len(tok), hidden_size=m.tiny.hidden_size, num_hidden_layers=m.tiny.num_hidden_layers,
+                         num_attention_heads=m.tiny.num_attention_heads, intermediate_size=m.tiny.intermediate_size,
+                         max_position_embeddings=max(m.tiny.max_position_embeddings, m.max_length + 2),
+                         pad_token_id=tok.pad_token_id)
+        model = BertForMaskedLM(enc)
+    else:
+        check_model_available(m.name_or_path)
+        tok = load_tokenizer(m.name_or_path, m.max_length)
+        model = AutoModelForMaskedLM.from_pretrained(m.name_or_path)
+        if len(tok) > model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(len(tok))
+    enc = tok(texts, truncation=True, max_length=m.max_length, return_special_tokens_mask=True)
+    ds = Dataset.from_dict({k: enc[k] for k in enc.keys()} | {"length": [len(x) for x in enc["input_ids"]]})
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size, learning_rate=t.learning_rate, weight_decay=t.weight_decay,
+        warmup_steps=t.warmup, logging_steps=50, save_strategy="no", report_to="none", seed=t.seed,
+        data_seed=t.seed, train_sampling_strategy="group_by_length", length_column_name="length",
+        dataloader_pin_memory=torch.cuda.is_available(), full_determinism=not torch.cuda.is_available())
+    collator = DataCollatorForLanguageModeling(tok, mlm_probability=cfg.mlm_probability)
+    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, processing_class=tok)
+    res = trainer.train()
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    pre.save(out)
+    info = {"corpus_content_hash": man["content_hash"], "statements": len(ds), "steps": trainer.state.global_step,
+            "train_loss": round(res.training_loss, 4), "config": cfg.model_dump(), "versions": versions()}
+    write_json(out / "pretrain_info.json", info)
+    return info

@@ -1,0 +1,108 @@
+"""Text preprocessing and tokenizers, identical at training and prediction time.
+
+The preprocessing settings are saved beside the model (nabra_preprocess.json) and read back by
+`nabra predict` and the Python API, so a model is always fed text the way it was trained.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PREPROCESS_FILE = "nabra_preprocess.json"
+SPECIAL_TOKENS = ["[رابط]", "[بريد]", "[مستخدم]"]  # what ArabertPreprocessor puts for URLs, emails, mentions
+
+
+class MissingModelError(RuntimeError):
+    """The configured model is neither a local folder nor reachable on the hub."""
+
+
+class Preprocessor:
+    def __init__(self, kind: str = "none", model_name: str = "aubmindlab/bert-base-arabertv02"):
+        self.kind = kind
+        self.model_name = model_name
+        self._impl = None
+        if kind == "arabert":
+            from arabert.preprocess import ArabertPreprocessor
+
+            self._impl = ArabertPreprocessor(model_name=model_name)
+
+    def __call__(self, texts: list[str]) -> list[str]:
+        if self._impl is None:
+            return list(texts)
+        out = [self._impl.preprocess(t) for t in texts]
+        bad = [t for t, o in zip(texts, out) if t.strip() and not o.strip()]
+        if bad and len(bad) == len([t for t in texts if t.strip()]):
+            # Farasa-based AraBERT models return "" when Farasa cannot be downloaded (offline).
+            raise RuntimeError(f"ArabertPreprocessor({self.model_name!r}) returned empty text: the Farasa segmenter "
+                               "is probably missing; use a v02 model or model.preprocess=none")
+        return out
+
+    def save(self, directory: str | Path) -> None:
+        Path(directory, PREPROCESS_FILE).write_text(
+            json.dumps({"kind": self.kind, "model_name": self.model_name}, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Preprocessor":
+        p = Path(directory, PREPROCESS_FILE)
+        if not p.exists():
+            return cls("none")
+        d = json.loads(p.read_text(encoding="utf-8"))
+        return cls(d["kind"], d["model_name"])
+
+
+def train_wordpiece(texts, vocab_size: int, max_length: int):
+    """A WordPiece tokenizer trained on the corpus with the `tokenizers` library, wrapped as a
+    BertTokenizerFast (built from the tokenizer object: BertTokenizer(vocab_file=...) gives a
+    5-token vocabulary in transformers 5). No lower-casing: it would strip hamza."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
+                                                lowercase=False)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special + SPECIAL_TOKENS,
+                                        min_frequency=2, continuing_subword_prefix="##")
+    tok.train_from_iterator(texts, trainer=trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])
+    tok.decoder = decoders.WordPiece(prefix="##")
+    return BertTokenizerFast(tokenizer_object=tok, do_lower_case=False, model_max_length=max_length,
+                             unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+                             mask_token="[MASK]")
+
+
+def _missing(name: str, err: Exception) -> MissingModelError:
+    return MissingModelError(
+        f"model '{name}' could not be loaded: it is not a local folder and the Hugging Face hub is not "
+        f"reachable or has no such model ({type(err).__name__}). Download it where the hub is reachable "
+        f"(e.g. `hf download {name} --local-dir models/{name.split('/')[-1]}`), copy the folder here and set "
+        f"`--set model.name_or_path=models/{name.split('/')[-1]}`; or train offline with configs/train/tiny.yaml.")
+
+
+def load_tokenizer(name_or_path: str, max_length: int):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(name_or_path)
+    except (OSError, ValueError) as e:
+        raise _missing(name_or_path, e) from None
+    if getattr(tok, "do_lower_case", False):
+        raise RuntimeError(f"tokenizer of {name_or_path} lower-cases, which strips Arabic hamza; set do_lower_case=false")
+    tok.model_max_length = max_length
+    missing = [t for t in SPECIAL_TOKENS if t not in tok.get_vocab()]
+    if missing:
+        tok.add_tokens(missing)
+    return tok
+
+
+def check_model_available(name_or_path: str) -> None:
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name_or_path)
+    except (OSError, ValueError) as e:
+        raise _missing(name_or_path, e) from None

@@ -1,0 +1,337 @@
+"""`nabra train`: fine-tune one encoder with one head per task on a `nabra dataset build` folder.
+
+Writes into RUN_DIR:
+  config.yaml          the resolved config (every default filled in)
+  run_info.json        dataset path and manifest hash, git commit, package versions, device, label maps
+  tokenizer/           the tokenizer (trained on the corpus for the tiny model), saved before training
+  checkpoints/         Trainer checkpoints (resume from the last one with --resume)
+  metrics.jsonl        every log line (loss, learning rate, dev metrics) with its step
+  model/               the best model: safetensors, config with label maps, tokenizer, preprocessing
+  dev_metrics.json     the best model's dev metrics
+The steps are separate functions (load_data, make_model, encode, train_model, evaluate) that a
+test can call one by one.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from nabra.config import ConfigError, TrainConfig
+from nabra.data.dataset import dataset_manifest, load_split
+from nabra.io import git_commit, versions, write_atomic, write_json
+from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
+
+
+# ----------------------------------------------------------------------------- data
+def load_data(cfg: TrainConfig, dataset_dir: str | Path, splits=("train", "dev")) -> tuple[dict, dict]:
+    """Returns ({split: DataFrame with columns text[, text_pair], one per task}, {task: labels}).
+
+    Columns are checked (and renamed through data.label_columns / text_column) before training."""
+    man = dataset_manifest(dataset_dir)
+    d = cfg.data
+    label_lists = {}
+    for t in d.tasks:
+        if t not in man.get("tasks", {}):
+            raise ConfigError(f"data.tasks: task '{t}' is not in the dataset {dataset_dir} "
+                              f"(it has: {', '.join(man.get('tasks', {}))})")
+        label_lists[t] = list(man["tasks"][t])
+    out = {}
+    for split in splits:
+        df = load_split(dataset_dir, split)
+        if split == "train" and d.use_weak:
+            wp = Path(dataset_dir) / "weak_train.parquet"
+            if not wp.exists():
+                raise ConfigError(f"data.use_weak: {wp} does not exist (build the dataset with --weak)")
+            df = pd.concat([df, pd.read_parquet(wp)], ignore_index=True)
+        cols = {d.text_column: "text"}
+        if d.text_pair_column:
+            cols[d.text_pair_column] = "text_pair"
+        for t in d.tasks:
+            cols[d.label_columns.get(t, t)] = t
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise ConfigError(f"{dataset_dir}/{split}.parquet lacks column(s) {missing} "
+                              f"(has {list(df.columns)}); map them with data.text_column / data.label_columns")
+        df = df.rename(columns=cols)
+        for t in d.tasks:
+            bad = set(df[t].dropna()) - set(label_lists[t])
+            if bad:
+                raise ConfigError(f"{split}: task {t} has label(s) {sorted(bad)} not in {label_lists[t]}")
+        cap = d.max_train_samples if split == "train" else d.max_eval_samples
+        if cap:
+            df = df.iloc[:cap]
+        keep = ["statement_id"] if "statement_id" in df.columns else []
+        out[split] = df[keep + list(dict.fromkeys(cols.values()))].reset_index(drop=True)
+    return out, label_lists
+
+
+# ----------------------------------------------------------------------------- model
+def make_model(cfg: TrainConfig, label_lists: dict, train_df: pd.DataFrame, tokenizer_dir: Path | None = None):
+    """Returns (model, tokenizer, preprocessor). AraBERT / any encoder by name or folder; or a tiny
+    BERT from config with a WordPiece tokenizer trained on the training texts."""
+    from transformers import BertConfig
+
+    from nabra.train.model import NabraModel
+
+    m = cfg.model
+    pre = Preprocessor(m.preprocess, m.preprocess_model)
+    cw = class_weights(cfg, train_df, label_lists)
+    kw = dict(loss_weights={t: cfg.training.loss_weights.get(t, 1.0) for t in label_lists}, class_weights=cw,
+              classifier_dropout=m.dropout, text_pair=cfg.data.text_pair_column is not None)
+    if m.name_or_path is None:
+        if m.tiny is None:
+            raise ConfigError("model.name_or_path is null: give model.tiny to build a model from a config")
+        if tokenizer_dir is not None and (tokenizer_dir / "tokenizer.json").exists():
+            tok = load_tokenizer(str(tokenizer_dir), m.max_length)
+        else:
+            texts = tokenizer_texts(cfg, train_df)
+            tok = train_wordpiece(pre(texts), m.tiny.vocab_size, m.max_length)
+        enc = BertConfig(vocab_size=len(tok), hidden_size=m.tiny.hidden_size, num_hidden_layers=m.tiny.num_hidden_layers,
+                         num_attention_heads=m.tiny.num_attention_heads, intermediate_size=m.tiny.intermediate_size,
+                         max_position_embeddings=max(m.tiny.max_position_embeddings, m.max_length + 2),
+                         pad_token_id=tok.pad_token_id)
+        model = NabraModel.from_encoder_config(enc, label_lists, **kw)
+    else:
+        check_model_available(m.name_or_path)
+        tok = load_tokenizer(str(tokenizer_dir) if tokenizer_dir and (tokenizer_dir / "tokenizer_config.json").exists()
+                             else m.name_or_path, m.max_length)
+        model = NabraModel.from_encoder(m.name_or_path, label_lists, **kw)
+        if len(tok) > model.encoder.get_input_embeddings().num_embeddings:
+            model.encoder.resize_token_embeddings(len(tok))
+            model.config.encoder = model.encoder.config.to_dict()
+    return model, tok, pre
+
+
+def tokenizer_texts(cfg: TrainConfig, train_df: pd.DataFrame) -> list[str]:
+    corpus = cfg.model.tiny.tokenizer_corpus if cfg.model.tiny else None
+    if corpus:
+        st = pd.read_parquet(Path(corpus) / "statements.parquet", columns=["text"])
+        return st.text.tolist()
+    texts = train_df.text.tolist()
+    if "text_pair" in train_df:
+        texts += train_df.text_pair.dropna().tolist()
+    return texts
+
+
+def class_weights(cfg: TrainConfig, train_df: pd.DataFrame, label_lists: dict) -> dict:
+    if cfg.training.class_weights == "none":
+        return {}
+    out = {}
+    for t, labels in label_lists.items():
+        counts = train_df[t].value_counts().reindex(labels).fillna(0).to_numpy(dtype=float)
+        present = counts > 0
+        w = np.zeros(len(labels))
+        # sklearn's "balanced" weights, capped so that a class with 2 examples does not dominate
+        w[present] = counts[present].sum() / (present.sum() * counts[present])
+        out[t] = [round(float(x), 6) for x in np.clip(w, 0.0, 10.0)]
+    return out
+
+
+def encode(df: pd.DataFrame, tok, pre: Preprocessor, max_length: int, label_lists: dict | None = None):
+    """DataFrame -> datasets.Dataset with input_ids, attention_mask[, token_type_ids], length and
+    labels_<task> (class ids; -100 where a label is missing). No padding here: the collator pads
+    each batch to its own longest statement."""
+    from datasets import Dataset
+
+    texts = pre(df.text.tolist())
+    pairs = pre(df.text_pair.fillna("").tolist()) if "text_pair" in df else None
+    enc = tok(texts, pairs, truncation=True, max_length=max_length) if pairs else \
+        tok(texts, truncation=True, max_length=max_length)
+    data = {k: enc[k] for k in enc.keys()}
+    data["length"] = [len(x) for x in enc["input_ids"]]
+    for t, labels in (label_lists or {}).items():
+        if t in df:
+            idx = {l: i for i, l in enumerate(labels)}
+            data[f"labels_{t}"] = [idx.get(v, -100) if isinstance(v, str) else -100 for v in df[t]]
+    return Dataset.from_dict(data)
+
+
+# ----------------------------------------------------------------------------- metrics
+def metric_fn(label_lists: dict, weights: dict):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    tasks = list(label_lists)
+
+    def compute(pred) -> dict:
+        logits = pred.predictions if isinstance(pred.predictions, (tuple, list)) else (pred.predictions,)
+        labels = pred.label_ids if isinstance(pred.label_ids, (tuple, list)) else (pred.label_ids,)
+        out, total, wsum = {}, 0.0, 0.0
+        for t, lg, y in zip(tasks, logits, labels):
+            keep = y != -100
+            p = np.asarray(lg).argmax(-1)[keep]
+            y = y[keep]
+            f1 = f1_score(y, p, average="macro", labels=list(range(len(label_lists[t]))), zero_division=0)
+            out[f"{t}_macro_f1"] = round(float(f1), 6)
+            out[f"{t}_accuracy"] = round(float(accuracy_score(y, p)), 6)
+            w = weights.get(t, 1.0)
+            total += w * f1
+            wsum += w
+        out["combined_macro_f1"] = round(total / wsum, 6)
+        return out
+
+    return compute
+
+
+# ----------------------------------------------------------------------------- training
+def _precision(cfg: TrainConfig) -> dict:
+    import torch
+
+    p = cfg.training.precision
+    if p == "auto":
+        if torch.cuda.is_available():
+            p = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            p = "fp32"
+    return {"bf16": p == "bf16", "fp16": p == "fp16"}
+
+
+def training_args(cfg: TrainConfig, run_dir: Path, label_names: list[str]):
+    import torch
+    from transformers import TrainingArguments
+    from transformers.integrations import is_wandb_available
+
+    t, lg = cfg.training, cfg.logging
+    report = "none"
+    if lg.wandb:
+        if not is_wandb_available():
+            raise ConfigError("logging.wandb: true but wandb is not installed (pip install wandb)")
+        os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ.setdefault("WANDB_PROJECT", lg.wandb_project)
+        report = ["wandb"]
+    steps = t.eval_strategy == "steps"
+    return TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=t.epochs, max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.eval_batch_size,
+        gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, weight_decay=t.weight_decay,
+        warmup_steps=t.warmup, lr_scheduler_type="linear",
+        eval_strategy=t.eval_strategy, save_strategy=t.eval_strategy,
+        eval_steps=t.eval_steps if steps else None, save_steps=t.eval_steps if steps else None,
+        save_total_limit=t.save_total_limit, load_best_model_at_end=True,
+        metric_for_best_model="combined_macro_f1", greater_is_better=True,
+        logging_steps=lg.logging_steps, report_to=report, run_name=run_dir.name,
+        seed=t.seed, data_seed=t.seed, full_determinism=not torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        length_column_name="length", label_names=label_names,
+        dataloader_num_workers=t.dataloader_workers, dataloader_pin_memory=torch.cuda.is_available(),
+        disable_tqdm=False,
+        **_precision(cfg),
+    )
+
+
+class _JsonlLogger:
+    """Appends every Trainer log (loss, lr, eval metrics) to metrics.jsonl."""
+
+    def __new__(cls, path: Path):
+        from transformers import TrainerCallback
+
+        class Cb(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kw):
+                if logs and state.is_world_process_zero:
+                    with open(path, "a", encoding="utf-8") as fh:
+                        fh.write(json.dumps({"step": state.global_step, "epoch": state.epoch, **logs}) + "\n")
+
+        return Cb()
+
+
+def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, label_lists: dict,
+                resume: bool = False, callbacks=None):
+    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
+
+    label_names = [f"labels_{t}" for t in label_lists]
+    args = training_args(cfg, run_dir, label_names)
+    cbs = [_JsonlLogger(run_dir / "metrics.jsonl")]
+    if cfg.training.early_stopping_patience > 0:
+        cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
+                      data_collator=DataCollatorWithPadding(tok), processing_class=tok,
+                      compute_metrics=metric_fn(label_lists, cfg.training.metric_weights),
+                      callbacks=cbs + list(callbacks or []))
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    return trainer
+
+
+def save_model(model, tok, pre: Preprocessor, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    pre.save(out)
+    # label maps per task, readable without torch
+    write_json(out / "label_maps.json", {t: {"label2id": model.config.task_label2id(t), "id2label": model.config.task_id2label(t)}
+                                         for t in model.config.tasks})
+
+
+def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool = False, callbacks=None,
+        log=print) -> dict:
+    """Trains and writes RUN_DIR (see module docstring); returns the best model's dev metrics."""
+    import torch
+    from transformers import set_seed
+
+    run_dir = Path(out)
+    if cfg.training.threads:
+        torch.set_num_threads(cfg.training.threads)
+    set_seed(cfg.training.seed)
+    ckpts = run_dir / "checkpoints"
+    if resume and not (ckpts.exists() and any(ckpts.glob("checkpoint-*"))):
+        log(f"no checkpoint in {ckpts}: starting from scratch")
+        resume = False
+    if not resume and (run_dir / "model").exists():
+        raise ConfigError(f"{run_dir} already holds a finished run; choose another --out or use --resume")
+    if not resume and ckpts.exists() and any(ckpts.glob("checkpoint-*")):
+        raise ConfigError(f"{run_dir} holds checkpoints of an unfinished run: continue it with --resume {run_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data, label_lists = load_data(cfg, dataset_dir)
+    model, tok, pre = make_model(cfg, label_lists, data["train"], run_dir / "tokenizer")
+    if not resume:
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        write_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(), sort_keys=False, allow_unicode=True))
+        tok.save_pretrained(run_dir / "tokenizer")
+        man = dataset_manifest(dataset_dir)
+        write_json(run_dir / "run_info.json", {
+            "dataset_dir": str(Path(dataset_dir).resolve()), "dataset_content_hash": man.get("content_hash"),
+            "dataset_label_source": man.get("label_source"), "git_commit": git_commit(), "versions": versions(),
+            "seed": cfg.training.seed, "label_maps": label_lists, "device": _device_info(),
+            "train_statements": len(data["train"]), "dev_statements": len(data["dev"]),
+        })
+    train_ds = encode(data["train"], tok, pre, cfg.model.max_length, label_lists)
+    dev_ds = encode(data["dev"], tok, pre, cfg.model.max_length, label_lists)
+    log(f"training {len(train_ds):,} statements, dev {len(dev_ds):,}; tasks " +
+        ", ".join(f"{t} ({len(l)})" for t, l in label_lists.items()))
+    trainer = train_model(cfg, model, tok, train_ds, dev_ds, run_dir, label_lists, resume, callbacks)
+    metrics = trainer.evaluate(dev_ds, metric_key_prefix="dev")
+    metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()
+               if "runtime" not in k and "per_second" not in k}
+    metrics["best_checkpoint"] = Path(trainer.state.best_model_checkpoint or "").name
+    metrics["global_step"] = trainer.state.global_step
+    if trainer.is_world_process_zero():
+        save_model(trainer.model, tok, pre, run_dir / "model")
+        write_json(run_dir / "dev_metrics.json", metrics)
+    return metrics
+
+
+def _device_info() -> dict:
+    import torch
+
+    info = {"cuda": torch.cuda.is_available(), "threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpus"] = torch.cuda.device_count()
+    return info
+
+
+def load_run_config(run_dir: str | Path) -> tuple[TrainConfig, str]:
+    """The resolved config and dataset folder of an earlier run (for --resume)."""
+    from nabra.config import validate
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"{run_dir}: no config.yaml; not a nabra run directory")
+    cfg = validate(TrainConfig, yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")),
+                   str(run_dir / "config.yaml"))
+    info = json.loads((run_dir / "run_info.json").read_text())
+    return cfg, info["dataset_dir"]

@@ -19,10 +19,15 @@ class NabraConfig(PretrainedConfig):
 
     def __init__(self, encoder: dict | None = None, tasks: dict[str, list[str]] | None = None,
                  loss_weights: dict[str, float] | None = None, class_weights: dict[str, list[float]] | None = None,
-                 classifier_dropout: float | None = None, text_pair: bool = False, **kw):
+                 classifier_dropout: float | None = None, text_pair: bool = False,
+                 task_order: list[str] | None = None, **kw):
         super().__init__(**kw)
         self.encoder = encoder or {}
-        self.tasks = tasks or {}  # task -> sorted label list (index = class id)
+        tasks = tasks or {}
+        # task -> sorted label list (index = class id); config.json sorts keys, so the task order
+        # (heads, logits, ONNX outputs, report columns) is kept separately
+        self.task_order = list(task_order or tasks)
+        self.tasks = {t: list(tasks[t]) for t in self.task_order}
         self.loss_weights = loss_weights or {}
         self.class_weights = class_weights or {}
         self.classifier_dropout = classifier_dropout

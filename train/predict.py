@@ -12,6 +12,7 @@ when the folder holds model.onnx / model.int8.onnx (from `nabra export`).
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -55,7 +56,8 @@ class StanceClassifier:
         self.dir = directory
         self.backend = backend
         cfg = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-        self.tasks: dict[str, list[str]] = cfg["tasks"]
+        order = cfg.get("task_order") or list(cfg["tasks"])
+        self.tasks: dict[str, list[str]] = {t: cfg["tasks"][t] for t in order}
         self.text_pair = bool(cfg.get("text_pair"))
         self.tokenizer = AutoTokenizer.from_pretrained(directory)
         self.max_length = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 10_000 else 128
@@ -163,3 +165,38 @@ class StanceClassifier:
         preds = self.predict([s["text"] for s in statements])
         return [{"article_id": article["article_id"], "statement_id": s["statement_id"], "start": s["start"],
                  "end": s["end"], **p} for s, p in zip(statements, preds)]
+
+
+def predict_inputs(clf: StanceClassifier, inputs: list[str], chunk: int = 64):
+    """Streams (article, rows, problem) over any mix of inputs; memory stays flat (articles are read,
+    segmented and labelled a chunk at a time). A bad input yields a problem and the rest go on."""
+    from nabra.data.ingest import Problem, read_inputs
+
+    pending: list[tuple[dict, list[dict]]] = []
+
+    def flush():
+        texts = [s["text"] for _, sts in pending for s in sts]
+        preds = iter(clf.predict(texts)) if texts else iter(())
+        for art, sts in pending:
+            rows = [{"article_id": art["article_id"], "statement_id": s["statement_id"], "start": s["start"],
+                     "end": s["end"], **next(preds)} for s in sts]
+            yield art, rows, None
+        pending.clear()
+
+    from tqdm import tqdm
+
+    bar = tqdm(desc="articles", unit=" art", disable=not sys.stderr.isatty(), mininterval=1.0, file=sys.stderr)
+    for item in read_inputs(inputs):
+        if isinstance(item, Problem):
+            yield None, [], str(item)
+            continue
+        art, sts, _ = clf.processor.process(item)
+        bar.update()
+        if not sts:
+            yield None, [], f"{item.input_file}{' ' + item.locator if item.locator else ''}: no Arabic statement found (empty or non-Arabic text)"
+            continue
+        pending.append((art, sts))
+        if sum(len(s) for _, s in pending) >= chunk * clf.batch_size // 8:
+            yield from flush()
+    yield from flush()
+    bar.close()

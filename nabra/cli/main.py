@@ -21,6 +21,8 @@ COMMANDS = {
     "baseline": "nabra.cli.baseline",
     "evaluate": "nabra.cli.evaluate",
     "benchmark": "nabra.cli.benchmark",
+    "export": "nabra.cli.export",
+    "predict": "nabra.cli.predict",
 }
 
 

@@ -1,0 +1,36 @@
+"""`nabra export`: thin wrapper over nabra.train.export.run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("export", help="export a model: HF folder + model card, ONNX, int8 ONNX (with parity checks)")
+    p.add_argument("--model", required=True, help="run directory or model folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--format", default="hf,onnx,onnx-int8", help="comma list of hf, onnx, onnx-int8")
+    p.add_argument("--data", help="dataset folder: int8 macro-F1 is checked on its --split")
+    p.add_argument("--split", default="test", choices=["dev", "test"], help="split for the int8 F1 check")
+    p.add_argument("--report", help="report.json from `nabra evaluate`, for the model card")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from nabra.cli.main import UserError
+    from nabra.train.export import ExportError, run as export_run
+
+    df = None
+    if args.data:
+        from nabra.data.dataset import load_split
+
+        df = load_split(args.data, args.split)
+    report = json.loads(Path(args.report).read_text(encoding="utf-8")) if args.report else None
+    try:
+        info = export_run(args.model, args.out, [f.strip() for f in args.format.split(",") if f.strip()], df, report)
+    except ExportError as e:
+        raise UserError(str(e)) from None
+    for name, mb in info.get("sizes_mb", {}).items():
+        print(f"{name}: {mb} MB")
+    print(f"exported to {args.out}")
+    return 0

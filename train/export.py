@@ -1,0 +1,184 @@
+"""`nabra export`: a trained model in the forms people deploy.
+
+Writes into OUT:
+  hf:        model.safetensors + config.json (label maps per task), tokenizer, nabra_preprocess.json,
+             label_maps.json and README.md (model card generated from an evaluation report)
+  onnx:      model.onnx with dynamic batch and sequence axes, one output per task (logits_<task>)
+  onnx-int8: model.int8.onnx, dynamic int8 quantisation with onnxruntime's tooling
+  export_info.json: parity figures (max |ONNX - PyTorch| logit difference; int8 macro-F1 change)
+optimum does not support transformers 5, so the graph comes from torch.onnx.export (dynamo).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from nabra.io import versions, write_atomic, write_json
+from nabra.train.predict import StanceClassifier, check_model_dir
+
+FORMATS = ("hf", "onnx", "onnx-int8")
+PARITY_TOL = 1e-3
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def export_hf(src: Path, out: Path, report: dict | None) -> None:
+    from nabra.train.model import NabraModel
+
+    model = NabraModel.from_pretrained(src)
+    model.save_pretrained(out)  # safetensors only in transformers 5
+    for f in src.iterdir():
+        if f.name.startswith("tokenizer") or f.name in ("special_tokens_map.json", "vocab.txt", "nabra_preprocess.json",
+                                                        "label_maps.json"):
+            shutil.copy2(f, out / f.name)
+    write_atomic(out / "README.md", model_card(model.config, src, report))
+
+
+def export_onnx(src: Path, out: Path, sample_texts: list[str], opset: int = 18) -> dict:
+    import torch
+
+    from nabra.train.model import NabraModel
+
+    model = NabraModel.from_pretrained(src).eval()
+    clf = StanceClassifier(src, backend="torch")
+    tasks = list(clf.tasks)  # the output order the ONNX backend reads back
+    enc = clf.tokenizer(clf.pre(sample_texts[:8]), padding=True, truncation=True, max_length=clf.max_length,
+                        return_tensors="pt")
+    names = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+
+    class WithTypes(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return tuple(self.m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits)
+
+    class NoTypes(WithTypes):
+        def forward(self, input_ids, attention_mask):
+            return tuple(self.m(input_ids=input_ids, attention_mask=attention_mask).logits)
+
+    wrapper = (WithTypes if "token_type_ids" in names else NoTypes)(model)
+    batch, seq = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=2, max=clf.max_length)
+    path = out / "model.onnx"
+    torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names,
+                      output_names=[f"logits_{t}" for t in tasks], opset_version=opset, dynamo=True,
+                      dynamic_shapes={k: {0: batch, 1: seq} for k in names}, external_data=False)
+    return parity(src, out, sample_texts)
+
+
+def parity(src: Path, out: Path, texts: list[str], onnx_file: str = "model.onnx") -> dict:
+    """Max absolute logit difference ONNX vs PyTorch on a held batch (odd lengths, padding inside)."""
+    ref = StanceClassifier(src, backend="torch").logits(texts)
+    got = StanceClassifier(out, backend="onnx", onnx_file=onnx_file).logits(texts)
+    return {t: float(np.abs(ref[t] - got[t]).max()) for t in ref}
+
+
+def quantize(out: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(out / "model.onnx"), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8)
+
+
+def f1_change(src: Path, out: Path, df) -> dict:
+    """Per task: macro-F1 of PyTorch and of int8 ONNX on a labelled split, and the change in points."""
+    from sklearn.metrics import f1_score
+
+    ref = StanceClassifier(src, backend="torch").predict_proba(df.text.tolist())
+    q = StanceClassifier(out, backend="onnx", onnx_file="model.int8.onnx").predict_proba(df.text.tolist())
+    tasks = StanceClassifier(src, backend="torch").tasks
+    res = {}
+    for t, labels in tasks.items():
+        if t not in df:
+            continue
+        y = df[t].tolist()
+        a = f1_score(y, [labels[i] for i in ref[t].argmax(1)], average="macro", zero_division=0)
+        b = f1_score(y, [labels[i] for i in q[t].argmax(1)], average="macro", zero_division=0)
+        res[t] = {"torch_macro_f1": round(a, 4), "int8_macro_f1": round(b, 4), "change_points": round(100 * (b - a), 2),
+                  "label_agreement": round(float((ref[t].argmax(1) == q[t].argmax(1)).mean()), 4)}
+    return res
+
+
+def run(model_dir: str | Path, out: str | Path, formats: list[str], eval_df=None, report: dict | None = None,
+        sample_texts: list[str] | None = None, log=print) -> dict:
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise ExportError(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
+    src = check_model_dir(model_dir, "torch")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    info: dict = {"source": str(src), "formats": formats, "versions": versions()}
+    export_hf(src, out, report)  # the ONNX files sit beside a full HF folder: tokenizer, labels, preprocessing
+    texts = sample_texts or (eval_df.text.tolist()[:32] if eval_df is not None else None) or _default_texts()
+    if "onnx" in formats or "onnx-int8" in formats:
+        diff = export_onnx(src, out, texts)
+        info["onnx_max_abs_logit_diff"] = diff
+        log("ONNX fp32 parity, max |logit diff| vs PyTorch: " + ", ".join(f"{t} {d:.2e}" for t, d in diff.items()))
+        if max(diff.values()) > PARITY_TOL:
+            raise ExportError(f"ONNX logits differ from PyTorch by {max(diff.values()):.2e} > {PARITY_TOL}")
+    if "onnx-int8" in formats:
+        quantize(out)
+        info["int8_max_abs_logit_diff"] = parity(src, out, texts, "model.int8.onnx")
+        if eval_df is not None:
+            info["int8_f1"] = f1_change(src, out, eval_df)
+            for t, r in info["int8_f1"].items():
+                log(f"int8 {t}: macro-F1 {r['int8_macro_f1']:.4f} vs PyTorch {r['torch_macro_f1']:.4f} "
+                    f"({r['change_points']:+.2f} points), same label on {100 * r['label_agreement']:.1f}%")
+    if "onnx" not in formats and (out / "model.onnx").exists() and "onnx-int8" in formats:
+        pass  # model.onnx is kept: the int8 graph is derived from it and it documents the fp32 parity
+    for f in out.glob("*.onnx"):
+        info.setdefault("sizes_mb", {})[f.name] = round(f.stat().st_size / 2**20, 2)
+    write_json(out / "export_info.json", info)
+    return info
+
+
+def _default_texts() -> list[str]:
+    return ["أجرى وزير الخارجية اتصالا هاتفيا مع نظيره.", "أدانت الوزارة الهجوم الإرهابي بشدة",
+            "حذرت الهيئة المخالفين من عقوبات صارمة تصل إلى السجن والغرامة المالية الكبيرة",
+            "بعث الرئيس برقية عزاء", "ارتفع المؤشر 20 نقطة"]
+
+
+def model_card(config, src: Path, report: dict | None) -> str:
+    tasks = config.tasks
+    run_dir = src.parent if src.name == "model" else src
+    info = json.loads((run_dir / "run_info.json").read_text()) if (run_dir / "run_info.json").exists() else {}
+    L = ["---", "language: ar", "library_name: transformers", "pipeline_tag: text-classification", "tags: [stance, sentiment, arabic, news, nabra]", "---", "",
+         "# nabra stance and sentiment model", "",
+         "One shared encoder with one classification head per task, trained with "
+         "[nabra](https://example.org/nabra) to label each statement of an Arabic news article.", "",
+         "## Intended use", "",
+         "Label statements (sentences) of Modern Standard Arabic news for stance "
+         "(" + ", ".join(tasks.get("stance", [])) + ") and sentiment (" + ", ".join(tasks.get("sentiment", [])) +
+         ") as defined in the project's label specification. Use `nabra predict MODEL_DIR article.txt` or "
+         "`StanceClassifier.from_pretrained(MODEL_DIR)`. Not for social-media text, dialects, or decisions about "
+         "people without human review.", "",
+         "## Labels", ""]
+    for t, labels in tasks.items():
+        L.append(f"- **{t}**: " + ", ".join(f"`{i}` {l}" for i, l in enumerate(labels)))
+    L += ["", "## Training data", "",
+          f"Dataset content hash `{info.get('dataset_content_hash')}` ({info.get('dataset_label_source')} labels), "
+          f"{info.get('train_statements')} training and {info.get('dev_statements')} dev statements; seed {info.get('seed')}; "
+          f"git commit `{info.get('git_commit')}`. Gold statements come from SaudiNewsNet (2015 Saudi newspapers), "
+          "annotated against the project's label spec; see the project's data/DATASET_CARD.md.", ""]
+    L += ["## Evaluation", ""]
+    if report and report.get("tasks"):
+        L.append(f"On the `{report['split']}` split ({report['n_statements']} statements), with 95% bootstrap intervals:")
+        L += ["", "| task | system | macro-F1 | accuracy |", "|---|---|---|---|"]
+        for t, d in report["tasks"].items():
+            for name, m in {"this model": d["model"], **report.get("baselines", {}).get(t, {})}.items():
+                ci = m.get("ci95", {}).get("macro_f1", [None, None])
+                ci_s = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci[0] is not None else ""
+                L.append(f"| {t} | {name} | {m['macro_f1']:.3f}{ci_s} | {m['accuracy']:.3f} |")
+    else:
+        L.append("No evaluation report was given at export time (`nabra export --report DIR/report.json`).")
+    L += ["", "## Limits", "",
+          "- Trained on 2015 Saudi newspaper text: other regions, periods and outlets shift the label distribution.",
+          "- Statements are judged alone; irony and context across sentences are out of reach.",
+          "- The rare classes have about a hundred or two hundred training examples each: expect wide intervals.",
+          "- Preprocessing (nabra_preprocess.json) must be applied before the tokenizer; the nabra API does it.", ""]
+    return "\n".join(L)

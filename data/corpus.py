@@ -204,6 +204,9 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
     """Builds the corpus of `inputs` into `out` (see the module docstring for what it writes)."""
     t0 = time.perf_counter()
     files, problems = expand_inputs(inputs)
+    for p in problems:
+        if log:
+            log(f"warning: {p}")
     input_records = []
     for f in files:
         if str(f) != "-":

@@ -68,7 +68,8 @@ def export_onnx(src: Path, out: Path, sample_texts: list[str], opset: int = 18) 
     path = out / "model.onnx"
     torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names,
                       output_names=[f"logits_{t}" for t in tasks], opset_version=opset, dynamo=True,
-                      dynamic_shapes={k: {0: batch, 1: seq} for k in names}, external_data=False)
+                      dynamic_shapes={k: {0: batch, 1: seq} for k in names}, external_data=False,
+                      verbose=False)
     return parity(src, out, sample_texts)
 
 
@@ -80,9 +81,17 @@ def parity(src: Path, out: Path, texts: list[str], onnx_file: str = "model.onnx"
 
 
 def quantize(out: Path) -> None:
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(out / "model.onnx"), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its "consider pre-processing" advice is for vision models
+    try:
+        quantize_dynamic(str(out / "model.onnx"), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
 
 
 def f1_change(src: Path, out: Path, df) -> dict:

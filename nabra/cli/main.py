@@ -12,6 +12,7 @@ import sys
 
 # subcommand -> module; the order is the pipeline's order in `nabra --help`.
 COMMANDS = {
+    "demo": "nabra.cli.demo",
     "corpus": "nabra.cli.corpus",
     "label": "nabra.cli.label",
     "annotate": "nabra.cli.annotate",
@@ -41,10 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries() -> None:
+    """Library chatter (deprecations inside torch/transformers, progress of the ONNX exporter) is
+    hidden unless NABRA_VERBOSE=1; nabra's own messages and real errors still show."""
+    import os
+    import warnings
+
+    if os.environ.get("NABRA_VERBOSE"):
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for mod in ("torch", "transformers", "onnxscript", "onnxruntime", "sklearn", "datasets", "accelerate"):
+        warnings.filterwarnings("ignore", module=mod)
+
+
 def main(argv: list[str] | None = None) -> int:
     from nabra.config import ConfigError
     from nabra.train.text import MissingModelError
 
+    quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,0 +1,223 @@
+"""Corpus builder: input formats, furniture rules, normalisation, segmentation offsets, filters,
+duplicates, rejects, bad input, determinism, atomic writes, and the real seed article."""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import SAMPLE, cli, need_shared
+from nabra.config import load_corpus_config
+from nabra.data.clean import Cleaner
+from nabra.data.corpus import build, load_corpus
+from nabra.data.ingest import decode
+from nabra.data.segment import Segmenter
+
+CFG = load_corpus_config()
+BODY1 = "أعلنت الوزارة عن خطة جديدة لتطوير التعليم في المدارس الحكومية. وقال الوزير إن الخطة تبدأ العام المقبل."
+BODY2 = "حذرت الهيئة المخالفين من عقوبات صارمة تصل إلى السجن. وأكد المتحدث أن الحملات مستمرة في كل المناطق."
+
+
+def spans(text):
+    return [text[s:e] for s, e in Segmenter(CFG.abbreviations).spans(text)]
+
+
+def statements(out: Path) -> pd.DataFrame:
+    return load_corpus(out)[0]
+
+
+# ----------------------------------------------------------------------------- formats
+def test_every_input_format(tmp_path):
+    (tmp_path / "a.jsonl").write_text(json.dumps({"text": BODY1, "title": "t1"}, ensure_ascii=False) + "\n"
+                                      + json.dumps({"content": BODY2, "url": "u2"}, ensure_ascii=False) + "\n", "utf-8")
+    (tmp_path / "b.txt").write_text(BODY1 + "\nالمصدر: وكالة\n", "utf-8")
+    (tmp_path / "c.html").write_text(
+        "<html><head><title>خبر</title></head><body><nav>الرئيسية | أخبار | رياضة</nav><article><h1>خبر</h1>"
+        f"<p>{BODY2}</p><p>{BODY1}</p></article><footer>جميع الحقوق محفوظة</footer></body></html>", "utf-8")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("2015-01-01.json", json.dumps([{"source": "x", "url": "u", "date_extracted": "d", "title": "t",
+                                                    "author": "a", "content": BODY2 + " وتابع."}], ensure_ascii=False))
+    (tmp_path / "d.zip").write_bytes(buf.getvalue())
+    out = tmp_path / "out"
+    res = build([str(tmp_path / "a.jsonl"), str(tmp_path / "b.txt"), str(tmp_path / "c.html"),
+                 str(tmp_path / "*.zip")], out, CFG, progress=False)
+    arts = load_corpus(out)[1]
+    assert set(arts.format) == {"jsonl", "txt", "html", "saudinewsnet-zip"}
+    assert res.manifest["counts"]["articles_read"] == 5
+    html_body = arts[arts.format == "html"].body.iloc[0]
+    assert "الرئيسية" not in html_body and "حقوق" not in html_body and "حذرت الهيئة" in html_body
+    assert all(s.text_sha1 for s in statements(out).itertuples())
+
+
+def test_folder_input(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.txt").write_text(BODY1, "utf-8")
+    (tmp_path / "in" / "notes.md").write_text("ignored", "utf-8")
+    res = build([str(tmp_path / "in")], tmp_path / "out", CFG, progress=False)
+    assert res.manifest["counts"]["articles_kept"] == 1 and not res.problems
+
+
+# ----------------------------------------------------------------------------- furniture
+@pytest.mark.parametrize("line,rule", [
+    ("المصدر: وكالة الأنباء", "furniture_line"),
+    ("طباعة شارك لافروف روسيا", "furniture_line"),
+    ("الوسوم: سياسة اقتصاد", "furniture_line"),
+    ("كتب: محمد علي", "furniture_line"),
+    ("صورة: الوزير خلال الاجتماع", "furniture_line"),
+    ("رابط الخبر بصحيفة الوئام: عنوان", "furniture_line"),
+    ("https://example.org/news/1", "furniture_line"),
+    ("إقرأ أيضاً:", "read_also"),
+    ("مقالات مشابهة", "related_list"),
+])
+def test_furniture_rule(line, rule):
+    c = Cleaner(CFG.furniture).clean(f"{BODY1}\n{line}\n{BODY2}")
+    assert line.split()[0] not in c.body.replace(BODY1, "").replace(BODY2, "")
+    assert (rule, line) in c.dropped
+    assert BODY1 in c.body and BODY2 in c.body
+
+
+def test_read_also_drops_its_headline_but_keeps_the_body_after_it():
+    c = Cleaner(CFG.furniture).clean(f"{BODY1}\nإقرأ أيضاً:\nالوزير: الحوار أولوية والتنازل مرفوض\n{BODY2}")
+    assert "الحوار أولوية" not in c.body and BODY2 in c.body
+
+
+def test_related_list_drops_every_bullet_and_headline():
+    text = f"{BODY1}\nمقالات مشابهة\n  • عنوان أول هنا\n  • عنوان ثان طويل قليلا هنا\nعنوان بلا نقطة"
+    c = Cleaner(CFG.furniture).clean(text)
+    assert c.body == BODY1
+
+
+def test_sentence_starting_with_share_verb_is_kept():
+    line = "شارك الوزير في افتتاح المؤتمر الدولي للطاقة المتجددة بحضور عدد من المسؤولين."
+    assert line in Cleaner(CFG.furniture).clean(line).body
+
+
+def test_normalisation_keeps_offsets_to_the_raw_text():
+    raw = "قـــال\u00a0الوزير  \u200fإن ﻻ تراجع عن الخطة.\n"
+    c = Cleaner(CFG.furniture).clean(raw)
+    assert c.body == "قال الوزير إن لا تراجع عن الخطة."
+    for i, ch in enumerate(c.body):
+        r = raw[c.offsets[i]]
+        assert r == ch or (ch == " " and r.isspace()) or r == "ﻻ"
+
+
+# ----------------------------------------------------------------------------- segmentation
+def test_segmentation_rules():
+    assert spans("قال الوزير. وأضاف أن") == ["قال الوزير.", "وأضاف أن"]
+    assert spans("انتهى الاجتماع.وبدأ المؤتمر") == ["انتهى الاجتماع.", "وبدأ المؤتمر"]  # Arabic letter after '.'
+    assert spans("ارتفع 0.3 نقطة و10.000 سهم بنسبة 8.71% اليوم") == ["ارتفع 0.3 نقطة و10.000 سهم بنسبة 8.71% اليوم"]
+    assert spans("قال د. محمد إن الوضع مستقر") == ["قال د. محمد إن الوضع مستقر"]  # abbreviation
+    assert spans("هل انتهت الأزمة؟، سأل الصحفي") == ["هل انتهت الأزمة؟،", "سأل الصحفي"]
+    assert spans("قال: \"انتهى الأمر.\" ثم غادر") == ["قال: \"انتهى الأمر.\"", "ثم غادر"]
+    assert spans("سطر أول\nسطر ثان") == ["سطر أول", "سطر ثان"]
+
+
+def test_offsets_point_at_the_statement(sample_corpus):
+    st, arts, _ = load_corpus(sample_corpus)
+    bodies = dict(zip(arts.article_id, arts.body))
+    raws = dict(zip(arts.article_id, arts.raw))
+    for s in st.itertuples():
+        assert bodies[s.article_id][s.start:s.end] == s.text
+        assert raws[s.article_id][s.raw_start:s.raw_end] == s.text  # sample has nothing to normalise
+
+
+# ----------------------------------------------------------------------------- filters, dups, rejects
+def test_filters_duplicates_and_rejects(tmp_path):
+    arts = [{"text": BODY1 + "\nقصير جدا.\n" + "Latin text only here, nothing Arabic at all in it."},
+            {"text": BODY1.replace("الحكومية", "الحكومية كلها")},  # near duplicate of the first statement
+            {"text": BODY1},  # exact duplicates
+            {"text": "   "}]
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(a, ensure_ascii=False) for a in arts), "utf-8")
+    res = build([str(tmp_path / "a.jsonl")], tmp_path / "out", CFG.model_copy(update={"minhash_threshold": 0.5}),
+                progress=False)
+    rej = [json.loads(l) for l in (tmp_path / "out" / "rejects.jsonl").read_text("utf-8").splitlines()]
+    reasons = {r["reason"] for r in rej}
+    assert {"too_short", "not_arabic", "empty_article"} <= reasons
+    st = statements(tmp_path / "out")
+    first = st[st.text.str.startswith("أعلنت الوزارة")]
+    assert first.dup_cluster.nunique() == 1 and first.is_duplicate.sum() == 2  # nothing dropped, all marked
+    assert res.manifest["duplicates"]["exact_duplicate_pairs"] >= 1
+    assert res.manifest["duplicates"]["near_duplicate_links"] >= 1
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_inputs_are_reported_and_the_rest_is_built(tmp_path, capsys):
+    good = tmp_path / "good.txt"
+    good.write_text(BODY1, "utf-8")
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    (tmp_path / "lines.jsonl").write_text(json.dumps({"text": BODY2}, ensure_ascii=False) + "\n{oops\n", "utf-8")
+    (tmp_path / "win.txt").write_bytes((BODY2 + " وانتهى.").encode("cp1256"))
+    (tmp_path / "bin.txt").write_bytes(b"\x00\x01\x02binary")
+    (tmp_path / "x.pdf").write_bytes(b"%PDF")
+    inputs = [good, tmp_path / "missing.txt", tmp_path / "broken.zip", tmp_path / "lines.jsonl",
+              tmp_path / "win.txt", tmp_path / "bin.txt", tmp_path / "x.pdf"]
+    code = cli("corpus", "build", "--input", *inputs, "--out", tmp_path / "out", "--no-progress")
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "missing.txt: no such file" in err
+    assert "broken.zip: corrupt or unreadable zip" in err
+    assert "lines.jsonl:2: invalid JSON" in err
+    assert "bin.txt: binary file" in err
+    assert "x.pdf: unsupported file type" in err
+    man = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert man["counts"]["input_problems"] == 5
+    assert man["counts"]["articles_kept"] == 3  # good.txt, lines.jsonl line 1, win.txt (Windows-1256)
+    assert cli("corpus", "build", "--input", *inputs, "--out", tmp_path / "out2", "--strict", "--no-progress") == 1
+
+
+def test_windows_1256_then_report():
+    assert decode(BODY1.encode("cp1256"), "x")[0] == BODY1
+    assert decode("plain english".encode("utf-16-le") + b"\xff\xfe", "x")[1] is not None
+
+
+def test_nothing_built_is_an_error(tmp_path, capsys):
+    assert cli("corpus", "build", "--input", tmp_path / "nope.txt", "--out", tmp_path / "out") == 2
+    assert "nothing could be built" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_config_key_is_named(tmp_path, capsys):
+    assert cli("corpus", "build", "--input", SAMPLE, "--out", tmp_path / "o", "--set", "min_charz=3") == 2
+    assert "unknown key 'min_charz'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- determinism, atomicity
+def test_rebuild_is_identical(sample_corpus, tmp_path):
+    build([str(SAMPLE / "articles.jsonl")], tmp_path / "again", CFG, progress=False)
+    a, b = load_corpus(sample_corpus), load_corpus(tmp_path / "again")
+    assert a[0].statement_id.tolist() == b[0].statement_id.tolist()
+    assert a[2]["content_hash"] == b[2]["content_hash"]
+
+
+def test_killed_build_leaves_no_corpus(tmp_path, monkeypatch):
+    import nabra.data.corpus as corpus
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt  # the process is stopped while writing
+    monkeypatch.setattr(corpus.pq, "write_table", boom)
+    with pytest.raises(KeyboardInterrupt):
+        build([str(SAMPLE / "articles.jsonl")], tmp_path / "out", CFG, progress=False)
+    assert not (tmp_path / "out").exists()
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+# ----------------------------------------------------------------------------- the real seed article
+@pytest.mark.shared
+def test_seed_article_keeps_body_and_drops_furniture(tmp_path):
+    seed = need_shared("data", "seed", "article.txt")
+    assert cli("corpus", "build", "--input", seed, "--out", tmp_path / "seed", "--no-progress") == 0
+    texts = statements(tmp_path / "seed").text.tolist()
+    joined = "\n".join(texts)
+    for needle in ["محادثة هاتفية", "إسطنبول", "أعرب عن تعازيه", "معاقبتهم لا محالة", "تفادي مواجهة عسكرية مباشرة"]:
+        assert needle in joined, needle
+    for furniture in ["المصدر", "إقرأ أيضاً", "طباعة شارك", "مقالات مشابهة", "مهرجان العين للهجن",
+                      "قوة الفضاء الأمريكية", "أوروبا تستعد للحرب", "صندوق صيانة الطرق"]:
+        assert all(furniture not in t for t in texts), furniture
+    # the read-also headline is dropped, its body kept
+    assert not any(t.startswith("لافروف: تفادي المواجهة") for t in texts)
+    assert len(texts) == 16

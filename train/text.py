@@ -50,22 +50,60 @@ class Preprocessor:
         return cls(d["kind"], d["model_name"])
 
 
+def build_vocab(texts, vocab_size: int, special: list[str]) -> dict[str, int]:
+    """A WordPiece vocabulary from corpus frequencies, deterministic to the token.
+
+    The `tokenizers` WordPiece trainer breaks frequency ties in hash-map order, so two runs on the
+    same texts give different vocabularies (measured here: 428, 432 and 437 tokens from one input,
+    single-threaded too), which breaks "same seed, same numbers". So the vocabulary is ranked here
+    (frequency, then the string) and handed to the library's WordPiece model: every character
+    (word-initial and ##-continued), then whole words, word-initial prefixes and ##suffixes.
+    """
+    from collections import Counter
+
+    from tokenizers import normalizers, pre_tokenizers
+
+    norm = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False, lowercase=False)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: Counter = Counter()
+    for t in texts:
+        words.update(w for w, _ in pre.pre_tokenize_str(norm.normalize_str(t)))
+    chars: Counter = Counter()
+    pieces: Counter = Counter()
+    for w, f in words.items():
+        chars[w[0]] += f
+        for ch in w[1:]:
+            chars["##" + ch] += f
+        if len(w) > 1:
+            pieces[w] += f
+        for k in range(2, min(len(w), 7)):
+            pieces[w[:k]] += f
+        for k in range(2, min(len(w), 5)):
+            pieces["##" + w[-k:]] += f
+    vocab = list(special)
+    vocab += [c for c, _ in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0]))]
+    budget = max(0, vocab_size - len(vocab))
+    ranked = sorted(((f, p) for p, f in pieces.items() if f >= 2 and p not in chars), key=lambda x: (-x[0], x[1]))
+    vocab += [p for _, p in ranked[:budget]]
+    return {tok: i for i, tok in enumerate(dict.fromkeys(vocab))}
+
+
 def train_wordpiece(texts, vocab_size: int, max_length: int):
-    """A WordPiece tokenizer trained on the corpus with the `tokenizers` library, wrapped as a
-    BertTokenizerFast (built from the tokenizer object: BertTokenizer(vocab_file=...) gives a
-    5-token vocabulary in transformers 5). No lower-casing: it would strip hamza."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A WordPiece tokenizer for the corpus (vocabulary from build_vocab, model and pipeline from the
+    `tokenizers` library), wrapped as a BertTokenizerFast built from the tokenizer object:
+    BertTokenizer(vocab_file=...) gives a 5-token vocabulary in transformers 5. No lower-casing:
+    it would strip hamza."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + SPECIAL_TOKENS
+    vocab = build_vocab(texts, vocab_size, special)
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", continuing_subword_prefix="##"))
     tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=False,
                                                 lowercase=False)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special + SPECIAL_TOKENS,
-                                        min_frequency=2, continuing_subword_prefix="##")
-    tok.train_from_iterator(texts, trainer=trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.add_special_tokens(special)
+    cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)])

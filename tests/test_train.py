@@ -1,0 +1,152 @@
+"""Training: config validation, the tiny path, AraBERT's loading path on a local checkpoint, the
+missing-model message, determinism, resume after a kill, gradient accumulation, minimum score."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, TINY_FAST, cli
+from nabra.config import ConfigError, load_train_config
+
+TINY = REPO_ROOT / "configs/train/tiny.yaml"
+
+
+def _metrics(run: Path) -> dict:
+    m = json.loads((run / "dev_metrics.json").read_text())
+    return {k: v for k, v in m.items() if "runtime" not in k and "per_second" not in k}
+
+
+def _train_args(data, out, extra=()):
+    args = ["train", "--config", TINY, "--data", data, "--out", out]
+    for s in list(TINY_FAST) + list(extra):
+        args += ["--set", s]
+    return args
+
+
+def test_config_files_validate_and_reject_unknown_keys():
+    for f in (REPO_ROOT / "configs/train").glob("*.yaml"):
+        load_train_config(f)
+    with pytest.raises(ConfigError, match="unknown key 'training.learning_rat'"):
+        load_train_config(TINY, ["training.learning_rat=1"])
+    with pytest.raises(ConfigError, match="key 'training.epochs'"):
+        load_train_config(TINY, ["training.epochs=many"])
+
+
+def test_run_directory_contents(sample_run):
+    for f in ("config.yaml", "run_info.json", "metrics.jsonl", "dev_metrics.json", "model/model.safetensors",
+              "model/config.json", "model/tokenizer.json", "model/nabra_preprocess.json", "model/label_maps.json"):
+        assert (sample_run / f).exists(), f
+    info = json.loads((sample_run / "run_info.json").read_text())
+    assert info["dataset_content_hash"] and info["versions"]["torch"] and "git_commit" in info
+    maps = json.loads((sample_run / "model/label_maps.json").read_text())
+    assert maps["stance"]["id2label"]["0"] == "conciliatory"  # sorted label list
+    lines = [json.loads(l) for l in (sample_run / "metrics.jsonl").read_text().splitlines()]
+    assert any("eval_combined_macro_f1" in l for l in lines) and any("loss" in l for l in lines)
+
+
+def test_same_seed_same_numbers(sample_dataset, sample_run, tmp_path):
+    assert cli(*_train_args(sample_dataset, tmp_path / "again")) == 0
+    assert _metrics(tmp_path / "again") == _metrics(sample_run)
+
+
+def test_resume_after_a_kill_ends_with_the_same_metrics(sample_dataset, sample_run, tmp_path):
+    from transformers import TrainerCallback
+
+    from nabra.train.trainer import load_run_config, run
+
+    class Kill(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            raise KeyboardInterrupt("killed after the first checkpoint")
+
+    cfg = load_train_config(TINY, TINY_FAST)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, sample_dataset, tmp_path / "run", callbacks=[Kill()])
+    assert not (tmp_path / "run/model").exists()
+    assert list((tmp_path / "run/checkpoints").glob("checkpoint-*"))
+    # starting again without --resume is refused: the checkpoints are not silently overwritten
+    assert cli(*_train_args(sample_dataset, tmp_path / "run")) == 2
+    assert cli("train", "--resume", tmp_path / "run") == 0
+    assert _metrics(tmp_path / "run") == _metrics(sample_run)
+
+
+def test_gradient_accumulation_gives_the_same_gradients(sample_dataset, tmp_path):
+    """bs=8/GA=1 and bs=4/GA=2 must log the same gradient norm (transformers issue 37766)."""
+    from transformers import TrainerCallback, set_seed
+
+    from nabra.train.trainer import encode, load_data, make_model, train_model
+
+    norms = {}
+    for bs, ga in ((8, 1), (4, 2)):
+        cfg = load_train_config(TINY, TINY_FAST + [f"training.batch_size={bs}", f"training.grad_accum={ga}",
+                                                   "training.max_steps=1", "training.group_by_length=false",
+                                                   "logging.logging_steps=1", "training.class_weights=none"])
+        data, labels = load_data(cfg, sample_dataset)
+        set_seed(0)  # same initial weights for both
+        model, tok, pre = make_model(cfg, labels, data["train"])
+        for m in model.modules():
+            if m.__class__.__name__ == "Dropout":
+                m.p = 0.0
+        got = []
+
+        class Grab(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kw):
+                if logs and "grad_norm" in logs:
+                    got.append(logs["grad_norm"])
+
+        train_model(cfg, model, tok, encode(data["train"], tok, pre, 96, labels), encode(data["dev"], tok, pre, 96, labels),
+                    tmp_path / f"ga{ga}", labels, callbacks=[Grab()])
+        norms[ga] = got[0]
+    assert norms[1] == pytest.approx(norms[2], rel=1e-4)
+
+
+def _save_local_bert(path: Path, texts: list[str]):
+    from transformers import BertConfig, BertForMaskedLM
+
+    from nabra.train.text import train_wordpiece
+
+    tok = train_wordpiece(texts, 500, 64)
+    model = BertForMaskedLM(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=64, pad_token_id=tok.pad_token_id))
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+
+
+def test_local_bert_checkpoint_through_the_arabert_code_path(sample_dataset, tmp_path):
+    """configs/train/arabert.yaml with model.name_or_path pointing at a folder: from_pretrained of a
+    directory, the arabert preprocessor on: the exact path AraBERT takes."""
+    import pandas as pd
+
+    texts = pd.read_parquet(sample_dataset / "train.parquet").text.tolist()
+    _save_local_bert(tmp_path / "bert", texts)
+    out = tmp_path / "run"
+    assert cli("train", "--config", REPO_ROOT / "configs/train/arabert.yaml", "--data", sample_dataset, "--out", out,
+               "--set", f"model.name_or_path={tmp_path / 'bert'}", "--set", "training.epochs=1",
+               "--set", "training.batch_size=8") == 0
+    pre = json.loads((out / "model/nabra_preprocess.json").read_text())
+    assert pre == {"kind": "arabert", "model_name": "aubmindlab/bert-base-arabertv02"}
+    from nabra.train.text import Preprocessor
+
+    assert Preprocessor.load(out / "model")(["زوروا https://example.org الآن"]) == ["زوروا [رابط] الآن"]
+    from nabra.train.model import NabraModel
+
+    m = NabraModel.from_pretrained(out / "model")
+    assert m.config.encoder["hidden_size"] == 32 and set(m.config.tasks) == {"stance", "sentiment"}
+
+
+def test_missing_model_gives_one_clear_message(sample_dataset, tmp_path, capsys):
+    code = cli("train", "--config", REPO_ROOT / "configs/train/arabert.yaml", "--data", sample_dataset,
+               "--out", tmp_path / "run")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "aubmindlab/bert-base-arabertv02" in err and "model.name_or_path" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.shared
+def test_tiny_model_on_gold_beats_the_majority_class(gold_run):
+    m = _metrics(gold_run)
+    # majority class macro-F1 on dev is ~0.08 (stance) and ~0.23 (sentiment)
+    assert m["dev_stance_macro_f1"] >= 0.25
+    assert m["dev_sentiment_macro_f1"] >= 0.35

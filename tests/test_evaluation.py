@@ -1,0 +1,153 @@
+"""Metrics against scikit-learn, seeded bootstrap, calibration, column mapping, refusal to tune on
+test, byte-identical reports with every plot embedded, benchmark configs."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
+
+from conftest import REPO_ROOT, cli, need_shared
+from nabra.config import ConfigError, load_benchmark_config
+from nabra.evaluation.metrics import aggregate, bootstrap, calibration, task_metrics
+
+LABELS = ["a", "b", "c"]
+GOLD = list("aabbbcccca")
+PRED = list("abbbcccaab")
+
+
+def test_task_metrics_match_sklearn():
+    m = task_metrics(GOLD, PRED, LABELS, n_boot=0)
+    assert m["macro_f1"] == pytest.approx(f1_score(GOLD, PRED, average="macro"), abs=1e-6)
+    assert m["weighted_f1"] == pytest.approx(f1_score(GOLD, PRED, average="weighted"), abs=1e-6)
+    assert m["accuracy"] == pytest.approx(accuracy_score(GOLD, PRED), abs=1e-6)
+    assert m["kappa"] == pytest.approx(cohen_kappa_score(GOLD, PRED), abs=1e-6)
+    assert m["confusion"] == confusion_matrix(GOLD, PRED, labels=LABELS).tolist()
+    per = f1_score(GOLD, PRED, average=None, labels=LABELS)
+    assert [m["per_class"][l]["f1"] for l in LABELS] == pytest.approx(per, abs=1e-6)
+    h = task_metrics(GOLD, PRED, LABELS, headline_labels=["a", "b"], n_boot=0)
+    assert h["headline_f1"] == pytest.approx(f1_score(GOLD, PRED, labels=["a", "b"], average="macro"), abs=1e-6)
+    with pytest.raises(ValueError, match="not in the task's label list"):
+        task_metrics(["a", "z"], ["a", "a"], LABELS, n_boot=0)
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate():
+    y = np.array([LABELS.index(v) for v in GOLD * 10])
+    p = np.array([LABELS.index(v) for v in PRED * 10])
+    a, b = bootstrap(y, p, 3, 500, seed=7), bootstrap(y, p, 3, 500, seed=7)
+    assert a == b and a != bootstrap(y, p, 3, 500, seed=8)
+    est = f1_score(y, p, average="macro")
+    assert a["macro_f1"][0] <= est <= a["macro_f1"][1]
+
+
+def test_bootstrap_counts_agree_with_sklearn_on_each_resample(monkeypatch):
+    """The numpy F1 inside the bootstrap equals sklearn's on the same resample."""
+    rng = np.random.default_rng(3)
+    y, p = rng.integers(0, 4, 60), rng.integers(0, 4, 60)
+
+    class One:  # a "generator" whose only resample is the identity
+        def integers(self, lo, hi, size):
+            return np.arange(hi)[None, :].repeat(size[0], 0)
+    monkeypatch.setattr(np.random, "default_rng", lambda seed=None: One())
+    ci = bootstrap(y, p, 4, 3, seed=0)
+    assert ci["macro_f1"][0] == pytest.approx(f1_score(y, p, average="macro"), abs=1e-6)
+    assert ci["weighted_f1"][0] == pytest.approx(f1_score(y, p, average="weighted"), abs=1e-6)
+
+
+def test_calibration_and_aggregate():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    cal = calibration(np.array([0, 1, 1, 0]), probs, n_bins=5)
+    # bins of 0.2: {0.9 right} -> 0.1, {0.8 wrong, 0.7 right} -> |0.75-0.5|, {0.6 right} -> 0.4; weights 1/4, 2/4, 1/4
+    assert cal["ece"] == pytest.approx(0.1 / 4 + 0.25 / 2 + 0.4 / 4, abs=1e-6)
+    agg = aggregate([{"macro_f1": 0.5}, {"macro_f1": 0.7}])
+    assert agg["macro_f1"]["mean"] == 0.6 and agg["macro_f1"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1), abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- column mapping
+def test_column_mapping_and_value_renames(tmp_path, monkeypatch):
+    from nabra.config import BenchmarkConfig
+    from nabra.evaluation.benchmarks import load_benchmark
+
+    rows = "ID,tweet,topic,st,mood\n" + "\n".join(
+        f"{i},نص رقم {i},هدف,{['Favor', 'Against', ''][i % 3]},{['POS', 'NEG'][i % 2]}" for i in range(30))
+    (tmp_path / "tr.csv").write_text(rows, encoding="utf-8")
+    (tmp_path / "te.csv").write_text(rows, encoding="utf-8")
+    cfg = BenchmarkConfig(name="toy", files={"train": "tr.csv", "test": "te.csv"}, text_column="tweet",
+                          text_pair_column="topic", id_column="ID",
+                          tasks={"stance": {"column": "st", "rename": {"": "None"}, "headline_labels": ["Favor", "Against"]},
+                                 "sentiment": {"column": "mood"}})
+    man = load_benchmark(cfg, tmp_path / "ds", shared=tmp_path)
+    assert man["tasks"]["stance"] == ["Against", "Favor", "None"]
+    assert man["headline_labels"] == {"stance": ["Favor", "Against"]}
+    import pandas as pd
+
+    te = pd.read_parquet(tmp_path / "ds/test.parquet")
+    assert list(te.columns) == ["statement_id", "text", "article_id", "group", "text_pair", "stance", "sentiment"]
+    assert te.statement_id[0] == "toy-0" and te.text_pair[0] == "هدف"
+    bad = cfg.model_copy(update={"text_column": "body"})
+    with pytest.raises(ConfigError, match=r"column\(s\) \['body'\] not found"):
+        load_benchmark(bad, tmp_path / "ds2", shared=tmp_path)
+
+
+def test_benchmark_configs_validate():
+    for name in ("mawqif", "arsarcasm-v2"):
+        cfg = load_benchmark_config(name)
+        assert cfg.published and cfg.tasks
+
+
+# ----------------------------------------------------------------------------- refusing test
+def test_tuning_commands_refuse_the_test_split(sample_dataset, tmp_path, capsys):
+    assert cli("baseline", "--data", sample_dataset, "--tune-split", "test", "--out", tmp_path / "b") == 2
+    assert "refuses the test split" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # evaluate knows only dev and test; train never reads test
+        cli("evaluate", "--model", "x", "--data", sample_dataset, "--split", "train", "--out", tmp_path / "r")
+
+
+# ----------------------------------------------------------------------------- reports
+def test_report_is_reproducible_and_embeds_every_plot(sample_run, sample_dataset, tmp_path):
+    from PIL import Image
+
+    for name in ("r1", "r2"):
+        assert cli("evaluate", "--model", sample_run, "--data", sample_dataset, "--split", "test",
+                   "--bootstrap", "200", "--out", tmp_path / name) == 0
+    a, b = (tmp_path / "r1/report.json").read_bytes(), (tmp_path / "r2/report.json").read_bytes()
+    assert a == b
+    rep = json.loads(a)
+    assert set(rep["baselines"]["stance"]) == {"majority", "tfidf_svm", "weak_labeller"}
+    assert rep["provenance"]["dataset_content_hash"] and rep["provenance"]["split_ids_hash"]
+    assert rep["provenance"]["models"][0]["run_config"]["training"]["seed"] == 42
+    html = (tmp_path / "r1/report.html").read_text(encoding="utf-8")
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    pngs = sorted(p.name for p in (tmp_path / "r1").glob("*.png"))
+    assert len(images) == len(pngs) == 6  # confusion, per-class F1, reliability for 2 tasks
+    for b64 in images:
+        Image.open(io.BytesIO(base64.b64decode(b64))).verify()
+    assert "macro-F1" in (tmp_path / "r1/report.md").read_text(encoding="utf-8")
+
+
+def test_multi_run_aggregation(sample_run, sample_dataset, tmp_path):
+    assert cli("evaluate", "--runs", sample_run, sample_run, "--data", sample_dataset, "--no-baselines",
+               "--bootstrap", "50", "--out", tmp_path / "agg") == 0
+    rep = json.loads((tmp_path / "agg/report.json").read_text())
+    assert rep["aggregate"]["stance"]["macro_f1"]["n"] == 2 and rep["aggregate"]["stance"]["macro_f1"]["std"] == 0.0
+
+
+@pytest.mark.shared
+def test_tfidf_baseline_on_mawqif_reaches_the_target(tmp_path, capsys):
+    need_shared("benchmarks", "mawqif")
+    assert cli("benchmark", "mawqif", "--bootstrap", "100", "--out", tmp_path / "m") == 0
+    rep = json.loads((tmp_path / "m/report/report.json").read_text())
+    assert rep["baselines"]["stance"]["tfidf_svm"]["headline_f1"] >= 0.73
+    assert "published 0.7889" in capsys.readouterr().out
+
+
+@pytest.mark.shared
+def test_tfidf_baseline_on_arsarcasm_reaches_the_target(tmp_path):
+    need_shared("benchmarks", "arsarcasm-v2")
+    assert cli("benchmark", "arsarcasm-v2", "--bootstrap", "100", "--out", tmp_path / "a") == 0
+    rep = json.loads((tmp_path / "a/report/report.json").read_text())
+    assert rep["baselines"]["sentiment"]["tfidf_svm"]["headline_f1"] >= 0.64

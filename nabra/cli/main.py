@@ -24,6 +24,7 @@ COMMANDS = {
     "benchmark": "nabra.cli.benchmark",
     "export": "nabra.cli.export",
     "predict": "nabra.cli.predict",
+    "bench": "nabra.cli.bench",
 }
 
 

@@ -1,0 +1,178 @@
+"""Speed and memory benchmarks (`nabra bench corpus|train|predict`): they print figures, they pass
+or fail nothing. Run them alone on the machine: a parallel job halves them."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _line(name: str, **figs) -> str:
+    return f"{name:34s} " + "  ".join(f"{k} {v}" for k, v in figs.items())
+
+
+# ----------------------------------------------------------------------------- corpus
+def bench_corpus(inputs: list[str], out: str | Path, log=print) -> dict:
+    """Builds the corpus of `inputs` in a child process (clean peak-memory reading) and prints rates."""
+    import json
+    import resource
+    import subprocess
+    import sys
+
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "nabra.cli.main", "corpus", "build", "--input", *map(str, inputs), "--out", str(out),
+           "--no-progress"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child: builder or worker
+    man = json.loads((Path(out) / "manifest.json").read_text())
+    c = man["counts"]
+    res = {"wall_s": round(wall, 2), "articles": c["articles_read"], "statements": c["statements_kept"],
+           "articles_per_s": round(c["articles_read"] / wall), "statements_per_s": round(c["statements_kept"] / wall),
+           "peak_rss_mb_largest_process": round(peak), "builder_reported_peak_mb_incl_workers": man["timing"]["peak_rss_mb"]}
+    log(_line("corpus build", **res))
+    return res
+
+
+# ----------------------------------------------------------------------------- training throughput
+def matmul_peak(n: int = 2048, reps: int = 5) -> float:
+    """Measured fp32 matmul GFLOP/s on this machine (the roofline the training figures are read against)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.matmul(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def _train_flops(cfg, batch_tokens: int, seq: int, batch: int) -> float:
+    """Forward+backward FLOPs of a BERT step: 6 x non-embedding params per token, plus attention
+    (QK^T and AV: 4 x layers x hidden x seq^2 per sequence, x3 for forward+backward)."""
+    h, L, inter = cfg.hidden_size, cfg.num_hidden_layers, cfg.intermediate_size
+    params = L * (4 * h * h + 2 * h * inter)
+    return 6 * params * batch_tokens + 3 * 4 * L * h * seq * seq * batch
+
+
+def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: int = 16, seed: int = 0,
+                log=print) -> dict:
+    """statements/s of training steps (forward, backward, AdamW) with dynamic padding and length-grouped
+    batches, against static padding to 128 tokens (HF run_classification's default), same statements."""
+    import torch
+    from transformers import BertConfig
+
+    from nabra.train.model import NabraModel
+    from nabra.train.text import train_wordpiece
+
+    torch.manual_seed(seed)
+    vocab = 8000 if geometry == "tiny" else 32000
+    tok = train_wordpiece(texts, vocab, 128)
+    if geometry == "tiny":
+        enc_cfg = BertConfig(vocab_size=len(tok), hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                             intermediate_size=512, max_position_embeddings=256)
+    else:  # BERT-base geometry (AraBERT's), random weights
+        enc_cfg = BertConfig(vocab_size=64000, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                             intermediate_size=3072)
+    model = NabraModel.from_encoder_config(enc_cfg, {"stance": list("abcdef"), "sentiment": list("abc")})
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    rng = np.random.default_rng(seed)
+    n_needed = steps * batch_size
+    idx = rng.choice(len(texts), size=n_needed, replace=len(texts) < n_needed)
+    chosen = [texts[i] for i in idx]
+    lengths = [len(x) for x in tok(chosen, truncation=True, max_length=128)["input_ids"]]
+    res = {"geometry": geometry, "steps": steps, "batch_size": batch_size,
+           "mean_tokens_per_statement": round(float(np.mean(lengths)), 1)}
+    peak = matmul_peak()
+    res["matmul_peak_gflops"] = round(peak, 1)
+    for mode in ("static128", "dynamic"):
+        if mode == "dynamic":  # length-grouped: batches of similar length, taken in random order
+            order = np.argsort(lengths, kind="stable")
+            batches = [order[i:i + batch_size] for i in range(0, n_needed, batch_size)]
+            rng.shuffle(batches)
+        else:
+            batches = [np.arange(i, i + batch_size) for i in range(0, n_needed, batch_size)]
+        flops, t_total = 0.0, 0.0
+        for b, bi in enumerate(batches):
+            batch = [chosen[i] for i in bi]
+            kw = dict(truncation=True, max_length=128, return_tensors="pt")
+            enc = tok(batch, padding="max_length", **kw) if mode == "static128" else tok(batch, padding=True, **kw)
+            y1 = torch.randint(0, 6, (len(batch),))
+            y2 = torch.randint(0, 3, (len(batch),))
+            t = time.perf_counter()
+            out = model(**enc, labels_stance=y1, labels_sentiment=y2)
+            out.loss.backward()
+            opt.step()
+            opt.zero_grad()
+            dt = time.perf_counter() - t
+            if b > 0:  # first step warms up allocators
+                t_total += dt
+                seq = enc["input_ids"].shape[1]
+                flops += _train_flops(enc_cfg, seq * len(batch), seq, len(batch))
+        n = (len(batches) - 1) * batch_size
+        res[mode] = {"statements_per_s": round(n / t_total, 1), "gflops": round(flops / t_total / 1e9, 1)}
+    res["speedup"] = round(res["dynamic"]["statements_per_s"] / res["static128"]["statements_per_s"], 2)
+    log(_line(f"train {geometry}", **{"static128 st/s": res["static128"]["statements_per_s"],
+                                      "dynamic st/s": res["dynamic"]["statements_per_s"], "speedup": f"{res['speedup']}x",
+                                      "GFLOP/s (dynamic)": res["dynamic"]["gflops"],
+                                      "GFLOP/s (static)": res["static128"]["gflops"],
+                                      "matmul peak GFLOP/s": res["matmul_peak_gflops"],
+                                      "mean tokens": res["mean_tokens_per_statement"]}))
+    return res
+
+
+# ----------------------------------------------------------------------------- inference
+def base_model_dir(texts: list[str], out: Path) -> Path:
+    """A BERT-base sized nabra model (random weights) with a corpus tokenizer, saved like a run's model."""
+    from transformers import BertConfig
+
+    from nabra.train.model import NabraModel
+    from nabra.train.text import Preprocessor, train_wordpiece
+    from nabra.train.trainer import save_model
+
+    tok = train_wordpiece(texts, 32000, 128)
+    cfg = BertConfig(vocab_size=max(64000, len(tok)), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                     intermediate_size=3072)
+    model = NabraModel.from_encoder_config(cfg, {"stance": list("abcdef"), "sentiment": list("abc")})
+    save_model(model, tok, Preprocessor("none"), out)
+    return out
+
+
+def bench_predict(model_dir: str | Path, texts: list[str], work: Path, name: str, threads: int = 2,
+                  batch_size: int = 32, log=print) -> dict:
+    """statements/s for PyTorch fp32 eager, ONNX Runtime fp32 and int8 on the same statements, plus the
+    parity figures (max logit difference, label agreement)."""
+    import torch
+
+    from nabra.train import export
+    from nabra.train.predict import StanceClassifier
+
+    torch.set_num_threads(threads)
+    exp = work / f"export_{name}"
+    export.run(model_dir, exp, ["hf", "onnx", "onnx-int8"], sample_texts=texts[:16], log=lambda s: None)
+    res = {"model": name, "statements": len(texts), "threads": threads}
+    logits = {}
+    for label, backend, f in (("torch_fp32", "torch", None), ("onnx_fp32", "onnx", "model.onnx"),
+                              ("onnx_int8", "onnx", "model.int8.onnx")):
+        kw = {"batch_size": batch_size, "threads": threads}
+        if f:
+            kw["onnx_file"] = f
+        clf = StanceClassifier.from_pretrained(exp, backend=backend, **kw)
+        clf.predict(texts[:64])  # warm-up
+        t = time.perf_counter()
+        logits[label] = clf.logits(texts)
+        res[label] = round(len(texts) / (time.perf_counter() - t), 1)
+    res["int8_speedup_vs_torch"] = round(res["onnx_int8"] / res["torch_fp32"], 2)
+    res["onnx_fp32_max_abs_diff"] = float(max(np.abs(logits["torch_fp32"][t] - logits["onnx_fp32"][t]).max()
+                                              for t in logits["torch_fp32"]))
+    res["int8_label_agreement"] = {t: round(float((logits["torch_fp32"][t].argmax(1) == logits["onnx_int8"][t].argmax(1)).mean()), 4)
+                                   for t in logits["torch_fp32"]}
+    log(_line(f"predict {name}", **{"torch fp32 st/s": res["torch_fp32"], "onnx fp32 st/s": res["onnx_fp32"],
+                                    "onnx int8 st/s": res["onnx_int8"], "int8/torch": f"{res['int8_speedup_vs_torch']}x",
+                                    "max|dlogit| fp32": f"{res['onnx_fp32_max_abs_diff']:.1e}",
+                                    "int8 same label": res["int8_label_agreement"]}))
+    return res

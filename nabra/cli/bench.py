@@ -1,0 +1,69 @@
+"""`nabra bench corpus|train|predict`: speed and memory figures, printed (never pass/fail)."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="speed/memory benchmarks: corpus build, training throughput, inference")
+    s = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    c = s.add_parser("corpus", help="articles/s, statements/s, peak memory, wall time of a corpus build")
+    c.add_argument("--input", nargs="+", required=True)
+    c.add_argument("--out", default=None, help="corpus folder (default: a temp folder)")
+    c.set_defaults(func=run_corpus)
+    t = s.add_parser("train", help="training statements/s, dynamic padding vs static 128, GFLOP/s vs matmul peak")
+    t.add_argument("--corpus", required=True, help="corpus whose statements are used")
+    t.add_argument("--geometry", nargs="+", default=["tiny", "base"], choices=["tiny", "base"])
+    t.add_argument("--steps", type=int, default=None, help="steps per mode (default: tiny 40, base 6)")
+    t.add_argument("--json", help="also write the figures here")
+    t.set_defaults(func=run_train)
+    r = s.add_parser("predict", help="statements/s of PyTorch fp32, ONNX fp32 and ONNX int8")
+    r.add_argument("--model", required=True, help="a run directory (the tiny model)")
+    r.add_argument("--corpus", required=True, help="corpus whose statements are labelled")
+    r.add_argument("--n", type=int, default=2000, help="statements")
+    r.add_argument("--base", action="store_true", help="also a BERT-base sized model from config")
+    r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--json", help="also write the figures here")
+    r.set_defaults(func=run_predict)
+
+
+def _texts(corpus: str, n: int, seed: int = 0) -> list[str]:
+    import pandas as pd
+
+    st = pd.read_parquet(Path(corpus) / "statements.parquet", columns=["text", "is_duplicate"])
+    st = st[~st.is_duplicate]
+    return st.text.sample(n=min(n, len(st)), random_state=seed).tolist()
+
+
+def run_corpus(args) -> int:
+    from nabra.evaluation.bench import bench_corpus
+
+    out = args.out or tempfile.mkdtemp(prefix="nabra-bench-") + "/corpus"
+    bench_corpus(args.input, out)
+    return 0
+
+
+def run_train(args) -> int:
+    from nabra.evaluation.bench import bench_train
+
+    texts = _texts(args.corpus, 20000)
+    res = [bench_train(texts, g, steps=args.steps or (40 if g == "tiny" else 6)) for g in args.geometry]
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def run_predict(args) -> int:
+    from nabra.evaluation.bench import base_model_dir, bench_predict
+
+    texts = _texts(args.corpus, args.n)
+    work = Path(tempfile.mkdtemp(prefix="nabra-bench-"))
+    res = [bench_predict(args.model, texts, work, "tiny", threads=args.threads)]
+    if args.base:
+        res.append(bench_predict(base_model_dir(_texts(args.corpus, 20000, 1), work / "base"), texts, work, "bert-base",
+                                 threads=args.threads))
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0

@@ -1,0 +1,105 @@
+"""Export (HF + card, ONNX, int8) with parity, and prediction through the CLI and the Python API."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SAMPLE, cli, need_shared
+from nabra import StanceClassifier
+
+
+@pytest.fixture(scope="module")
+def exported(sample_run, sample_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "model"
+    assert cli("export", "--model", sample_run, "--out", out, "--data", sample_dataset, "--split", "test") == 0
+    return out
+
+
+def test_export_writes_every_format_with_parity(exported):
+    for f in ("model.safetensors", "config.json", "tokenizer.json", "nabra_preprocess.json", "label_maps.json",
+              "README.md", "model.onnx", "model.int8.onnx", "export_info.json"):
+        assert (exported / f).exists(), f
+    assert not list(exported.glob("*.bin"))  # safetensors only
+    info = json.loads((exported / "export_info.json").read_text())
+    assert max(info["onnx_max_abs_logit_diff"].values()) < 1e-3
+    assert set(info["int8_f1"]) == {"stance", "sentiment"}
+    card = (exported / "README.md").read_text(encoding="utf-8")
+    assert "## Intended use" in card and "## Limits" in card and "conciliatory" in card
+
+
+def test_onnx_graph_has_dynamic_axes_and_one_output_per_task(exported):
+    import onnx
+
+    g = onnx.load(str(exported / "model.onnx")).graph
+    assert [o.name for o in g.output] == ["logits_stance", "logits_sentiment"]
+    dims = g.input[0].type.tensor_type.shape.dim
+    assert all(d.dim_param for d in dims)  # batch and sequence are symbolic
+
+
+def test_exported_models_give_the_run_models_labels(sample_run, exported, sample_dataset):
+    texts = pd.read_parquet(sample_dataset / "test.parquet").text.tolist() + \
+        pd.read_parquet(sample_dataset / "dev.parquet").text.tolist()
+    ref = StanceClassifier.from_pretrained(sample_run).predict(texts)
+    for backend, kw in (("torch", {}), ("onnx", {})):
+        got = StanceClassifier.from_pretrained(exported, backend=backend, **kw).predict(texts)
+        for task in ("stance", "sentiment"):
+            assert [r[task] for r in got] == [r[task] for r in ref], (backend, task)
+    logits_t = StanceClassifier.from_pretrained(sample_run).logits(texts)
+    logits_o = StanceClassifier.from_pretrained(exported, backend="onnx").logits(texts)
+    for t in logits_t:
+        assert np.abs(logits_t[t] - logits_o[t]).max() < 1e-3
+
+
+def test_predict_cli_matches_the_python_api(sample_run, tmp_path):
+    art = SAMPLE / "article.txt"
+    assert cli("predict", sample_run, art, "--format", "jsonl", "--out", tmp_path / "p.jsonl") == 0
+    rows = [json.loads(l) for l in (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()]
+    api = StanceClassifier.from_pretrained(sample_run).predict_article(art.read_text(encoding="utf-8"))
+    assert [(r["start"], r["stance"], r["sentiment"]) for r in rows] == \
+        [(r["start"], r["stance"], r["sentiment"]) for r in api]
+    text = art.read_text(encoding="utf-8")
+    assert len(rows) == 6 and not any("المصدر" in r["text"] or "مقالات" in r["text"] for r in rows)
+    assert all(r["text"] in text for r in rows)
+    assert cli("predict", sample_run, art, "--format", "csv", "--out", tmp_path / "p.csv") == 0
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 6
+
+
+def test_predict_reads_stdin(sample_run, monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO((SAMPLE / "article.txt").read_text(encoding="utf-8")))
+    assert cli("predict", sample_run, "-") == 0
+    assert "<stdin>" in capsys.readouterr().out
+
+
+def test_predict_bad_inputs_are_reported_and_the_rest_processed(sample_run, tmp_path, capsys):
+    (tmp_path / "empty.txt").write_text("", "utf-8")
+    (tmp_path / "english.txt").write_text("This page is in English only. Nothing Arabic here at all.", "utf-8")
+    code = cli("predict", sample_run, tmp_path / "empty.txt", tmp_path / "english.txt", tmp_path / "missing.txt",
+               SAMPLE / "article.txt", "--format", "jsonl")
+    cap = capsys.readouterr()
+    assert code == 0
+    assert "empty.txt: empty file" in cap.err and "english.txt" in cap.err and "no Arabic statement" in cap.err
+    assert "missing.txt: no such file" in cap.err
+    assert len(cap.out.strip().splitlines()) == 6
+
+
+def test_model_folder_missing_a_file(sample_run, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    shutil.copytree(sample_run / "model", broken)
+    (broken / "tokenizer.json").unlink()
+    assert cli("predict", broken, SAMPLE / "article.txt") == 2
+    assert "lacks tokenizer.json" in capsys.readouterr().err
+
+
+@pytest.mark.shared
+def test_predict_seed_article_rows_are_body_statements(sample_run, capsys):
+    seed = need_shared("data", "seed", "article.txt")
+    assert cli("predict", sample_run, seed, "--format", "jsonl") == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
+    assert len(rows) == 16
+    assert not any(s in r["text"] for r in rows for s in ("المصدر", "طباعة", "مقالات مشابهة", "إقرأ أيضاً"))

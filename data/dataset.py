@@ -83,7 +83,7 @@ def ids_hash(ids) -> str:
 
 
 def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotations: str | Path | None = None,
-          weak_dir: str | Path | None = None, weak_threshold: float = 0.9, seed: int = 13,
+          weak_dir: str | Path | None = None, weak_threshold: float = 0.75, seed: int = 13,
           splits_dir: str | Path | None = SPLITS_DIR, freeze: bool = False, log=print) -> dict:
     """Builds the splits (see module docstring). With no annotations, weak labels become the labels
     (the offline sample pipeline); the manifest says so."""

@@ -9,7 +9,7 @@ def register(sub) -> None:
     b.add_argument("--corpus", required=True)
     b.add_argument("--annotations", default=None, help="gold standoff records (folder or file)")
     b.add_argument("--weak", default=None, help="weak labels folder: extra weak_train set, or the labels when no gold")
-    b.add_argument("--weak-threshold", type=float, default=0.9, help="min label-model confidence for weak_train")
+    b.add_argument("--weak-threshold", type=float, default=0.75, help="min label-model confidence for weak_train")
     b.add_argument("--seed", type=int, default=13)
     b.add_argument("--freeze", action="store_true", help="write the split ids to data/splits/ (freezes the test set)")
     b.add_argument("--card", action="store_true", help="regenerate data/DATASET_CARD.md from this build")

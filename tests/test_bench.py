@@ -1,0 +1,31 @@
+"""Speed benchmarks, outside the default suite (`python3 -m pytest -m slow`). They print figures and
+check only that the figures were produced, never a timing."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import cli, need_shared
+
+pytestmark = pytest.mark.slow
+
+
+def test_bench_corpus_on_saudinewsnet(tmp_path, capsys):
+    src = need_shared("data", "saudinewsnet")
+    assert cli("bench", "corpus", "--input", src, "--out", tmp_path / "c") == 0
+    assert "statements_per_s" in capsys.readouterr().out
+
+
+def test_bench_train_tiny(sample_corpus, tmp_path):
+    assert cli("bench", "train", "--corpus", sample_corpus, "--geometry", "tiny", "--steps", "4",
+               "--json", tmp_path / "t.json") == 0
+    res = json.loads((tmp_path / "t.json").read_text())[0]
+    assert res["dynamic"]["statements_per_s"] > 0 and res["matmul_peak_gflops"] > 0
+
+
+def test_bench_predict_tiny(sample_run, sample_corpus, tmp_path):
+    assert cli("bench", "predict", "--model", sample_run, "--corpus", sample_corpus, "--n", "50",
+               "--json", tmp_path / "p.json") == 0
+    res = json.loads((tmp_path / "p.json").read_text())[0]
+    assert res["onnx_fp32_max_abs_diff"] < 1e-3

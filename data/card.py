@@ -73,7 +73,7 @@ def write_card(dataset_dir: str | Path, annotations: str | Path | None, path: Pa
               f"- final labels: " + ", ".join(f"{k} {v}" for k, v in sorted(finals.items())),
               f"- readings per annotator: " + ", ".join(f"{k} {v}" for k, v in sorted(annotators.items())), "",
               "Agreement between two readers of the same kind is an upper bound on what human annotators would reach; "
-              "kappa between such agents is known to run higher than between people.", ""]
+              "kappa between such agents probably runs higher than between people.", ""]
     L += ["## Splits", "",
           "Grouped by article, and by near-duplicate cluster: articles that share any exact or near-duplicate "
           "statement (MinHash over character 5-grams, threshold 0.7) form one group and never straddle two splits. "

@@ -118,7 +118,16 @@ def plots(report: dict, out: Path) -> dict[str, Path]:
     import matplotlib.pyplot as plt
 
     files = {}
-    meta = {"Software": None}  # no version/date stamp: same figures, same bytes
+
+    def save(fig, ax, key: str, title: str, legend: bool = True) -> None:
+        ax.set_title(title)
+        if legend:
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        files[key] = out / f"{key}.png"
+        fig.savefig(files[key], dpi=90, metadata={"Software": None})  # no version stamp: same figure, same bytes
+        plt.close(fig)
+
     for t, d in report["tasks"].items():
         m = d["model"]
         cm = np.array(m["confusion"])
@@ -130,11 +139,7 @@ def plots(report: dict, out: Path) -> dict[str, Path]:
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
         ax.set_xlabel("predicted")
         ax.set_ylabel("gold")
-        ax.set_title(f"{t}: confusion matrix (model)")
-        fig.tight_layout()
-        files[f"confusion_{t}"] = out / f"confusion_{t}.png"
-        fig.savefig(files[f"confusion_{t}"], dpi=90, metadata=meta)
-        plt.close(fig)
+        save(fig, ax, f"confusion_{t}", f"{t}: confusion matrix (model)", legend=False)
 
         systems = {"model": m, **report["baselines"].get(t, {})}
         fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(m["labels"])), 4))
@@ -151,12 +156,7 @@ def plots(report: dict, out: Path) -> dict[str, Path]:
         ax.set_xticks(np.arange(len(m["labels"])) + 0.4 - width / 2, m["labels"], rotation=30, ha="right")
         ax.set_ylim(0, 1)
         ax.set_ylabel("F1 (95% bootstrap interval)")
-        ax.set_title(f"{t}: per-class F1, model and baselines")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        files[f"f1_{t}"] = out / f"f1_{t}.png"
-        fig.savefig(files[f"f1_{t}"], dpi=90, metadata=meta)
-        plt.close(fig)
+        save(fig, ax, f"f1_{t}", f"{t}: per-class F1, model and baselines")
 
         if "calibration" in m:
             bins = [b for b in m["calibration"]["bins"] if b["count"]]
@@ -169,12 +169,7 @@ def plots(report: dict, out: Path) -> dict[str, Path]:
             ax.set_ylim(0, 1)
             ax.set_xlabel("confidence")
             ax.set_ylabel("accuracy")
-            ax.set_title(f"{t}: reliability (ECE {m['calibration']['ece']:.3f})")
-            ax.legend(fontsize=8)
-            fig.tight_layout()
-            files[f"reliability_{t}"] = out / f"reliability_{t}.png"
-            fig.savefig(files[f"reliability_{t}"], dpi=90, metadata=meta)
-            plt.close(fig)
+            save(fig, ax, f"reliability_{t}", f"{t}: reliability (ECE {m['calibration']['ece']:.3f})")
     return files
 
 

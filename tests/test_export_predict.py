@@ -103,3 +103,19 @@ def test_predict_seed_article_rows_are_body_statements(sample_run, capsys):
     rows = [json.loads(l) for l in capsys.readouterr().out.strip().splitlines()]
     assert len(rows) == 16
     assert not any(s in r["text"] for r in rows for s in ("المصدر", "طباعة", "مقالات مشابهة", "إقرأ أيضاً"))
+
+
+@pytest.mark.shared
+def test_export_round_trip_on_the_gold_test_split(gold_run, gold_dataset, tmp_path):
+    """Export -> from_pretrained and ONNX Runtime -> the run model's labels on every gold test statement."""
+    out = tmp_path / "gold_export"
+    assert cli("export", "--model", gold_run, "--out", out, "--data", gold_dataset, "--split", "test") == 0
+    texts = pd.read_parquet(gold_dataset / "test.parquet").text.tolist()
+    ref = StanceClassifier.from_pretrained(gold_run).predict(texts)
+    for backend in ("torch", "onnx"):
+        got = StanceClassifier.from_pretrained(out, backend=backend).predict(texts)
+        for task in ("stance", "sentiment"):
+            assert [r[task] for r in got] == [r[task] for r in ref], (backend, task)
+    info = json.loads((out / "export_info.json").read_text())
+    for task, r in info["int8_f1"].items():
+        assert r["change_points"] >= -1.0, (task, r)  # int8 loses at most 1 point of macro-F1

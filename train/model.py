@@ -72,7 +72,9 @@ class NabraModel(PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module):
-        if isinstance(module, nn.Linear) and any(module is h for h in self.heads.values()) if hasattr(self, "heads") else False:
+        # only the heads: a pretrained encoder keeps its weights, a fresh one initialised itself
+        heads = getattr(self, "heads", None)
+        if heads is not None and isinstance(module, nn.Linear) and any(module is h for h in heads.values()):
             std = getattr(self.encoder.config, "initializer_range", 0.02)
             module.weight.data.normal_(0.0, std)
             module.bias.data.zero_()

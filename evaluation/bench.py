@@ -59,7 +59,7 @@ def _train_flops(cfg, batch_tokens: int, seq: int, batch: int) -> float:
 
 
 def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: int = 16, seed: int = 0,
-                log=print) -> dict:
+                tokenizer_texts: list[str] | None = None, log=print) -> dict:
     """statements/s of training steps (forward, backward, AdamW) with dynamic padding and length-grouped
     batches, against static padding to 128 tokens (HF run_classification's default), same statements."""
     import torch
@@ -69,17 +69,18 @@ def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: in
     from nabra.train.text import train_wordpiece
 
     torch.manual_seed(seed)
-    vocab = 8000 if geometry == "tiny" else 32000
-    tok = train_wordpiece(texts, vocab, 128)
+    # the tiny config's vocabulary; AraBERT's size (64k) for the base geometry
+    vocab = 8000 if geometry == "tiny" else 64000
+    tok = train_wordpiece(tokenizer_texts or texts, vocab, 128)
     if geometry == "tiny":
         enc_cfg = BertConfig(vocab_size=len(tok), hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
                              intermediate_size=512, max_position_embeddings=256)
     else:  # BERT-base geometry (AraBERT's), random weights
-        enc_cfg = BertConfig(vocab_size=64000, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+        enc_cfg = BertConfig(vocab_size=max(64000, len(tok)), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                              intermediate_size=3072)
     model = NabraModel.from_encoder_config(enc_cfg, {"stance": list("abcdef"), "sentiment": list("abc")})
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)  # the Trainer's default (adamw_torch_fused)
     rng = np.random.default_rng(seed)
     n_needed = steps * batch_size
     idx = rng.choice(len(texts), size=n_needed, replace=len(texts) < n_needed)
@@ -134,7 +135,7 @@ def base_model_dir(texts: list[str], out: Path) -> Path:
     from nabra.train.text import Preprocessor, train_wordpiece
     from nabra.train.trainer import save_model
 
-    tok = train_wordpiece(texts, 32000, 128)
+    tok = train_wordpiece(texts, 64000, 128)
     cfg = BertConfig(vocab_size=max(64000, len(tok)), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                      intermediate_size=3072)
     model = NabraModel.from_encoder_config(cfg, {"stance": list("abcdef"), "sentiment": list("abc")})

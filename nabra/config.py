@@ -213,6 +213,7 @@ class TrainingConfig(Strict):
     metric_weights: dict[str, float] = Field(default_factory=dict,
                                              description="task -> weight in the combined dev macro-F1 (default equal)")
     early_stopping_patience: int = Field(3, description="evaluations without improvement before stopping (0 = off)")
+    select_best: bool = Field(True, description="keep the checkpoint with the best dev score (false: keep the last)")
     eval_strategy: Literal["epoch", "steps"] = Field("epoch", description="when to evaluate and checkpoint")
     eval_steps: int = Field(200, description="with eval_strategy=steps: evaluate every N steps")
     save_total_limit: int = Field(2, description="checkpoints kept besides the best")

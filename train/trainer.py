@@ -212,7 +212,7 @@ def training_args(cfg: TrainConfig, run_dir: Path, label_names: list[str]):
         warmup_steps=t.warmup, lr_scheduler_type="linear",
         eval_strategy=t.eval_strategy, save_strategy=t.eval_strategy,
         eval_steps=t.eval_steps if steps else None, save_steps=t.eval_steps if steps else None,
-        save_total_limit=t.save_total_limit, load_best_model_at_end=True,
+        save_total_limit=t.save_total_limit, load_best_model_at_end=t.select_best,
         metric_for_best_model="combined_macro_f1", greater_is_better=True,
         logging_steps=lg.logging_steps, report_to=report, run_name=run_dir.name,
         seed=t.seed, data_seed=t.seed, full_determinism=not torch.cuda.is_available(),
@@ -246,7 +246,7 @@ def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, l
     label_names = [f"labels_{t}" for t in label_lists]
     args = training_args(cfg, run_dir, label_names)
     cbs = [_JsonlLogger(run_dir / "metrics.jsonl")]
-    if cfg.training.early_stopping_patience > 0:
+    if cfg.training.early_stopping_patience > 0 and cfg.training.select_best:
         cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
                       data_collator=DataCollatorWithPadding(tok), processing_class=tok,
@@ -306,7 +306,7 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
     metrics = trainer.evaluate(dev_ds, metric_key_prefix="dev")
     metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()
                if "runtime" not in k and "per_second" not in k}
-    metrics["best_checkpoint"] = Path(trainer.state.best_model_checkpoint or "").name
+    metrics["best_checkpoint"] = Path(trainer.state.best_model_checkpoint or "").name if cfg.training.select_best else "last"
     metrics["global_step"] = trainer.state.global_step
     if trainer.is_world_process_zero():
         save_model(trainer.model, tok, pre, run_dir / "model")

@@ -49,7 +49,9 @@ def run_train(args) -> int:
     from nabra.evaluation.bench import bench_train
 
     texts = _texts(args.corpus, 20000)
-    res = [bench_train(texts, g, steps=args.steps or (40 if g == "tiny" else 6)) for g in args.geometry]
+    tok_texts = _texts(args.corpus, 100000, seed=1)  # the tokenizer learns from more text than the batches use
+    res = [bench_train(texts, g, steps=args.steps or (40 if g == "tiny" else 8), tokenizer_texts=tok_texts)
+           for g in args.geometry]
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0
@@ -62,7 +64,7 @@ def run_predict(args) -> int:
     work = Path(tempfile.mkdtemp(prefix="nabra-bench-"))
     res = [bench_predict(args.model, texts, work, "tiny", threads=args.threads)]
     if args.base:
-        res.append(bench_predict(base_model_dir(_texts(args.corpus, 20000, 1), work / "base"), texts, work, "bert-base",
+        res.append(bench_predict(base_model_dir(_texts(args.corpus, 100000, 1), work / "base"), texts, work, "bert-base",
                                  threads=args.threads))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))

@@ -46,6 +46,7 @@ def run(args) -> int:
     step("4/7 train the tiny model (configs/train/tiny.yaml)")
     cfg = load_train_config(REPO_ROOT / "configs/train/tiny.yaml",
                             [f"training.epochs={args.epochs}", "training.early_stopping_patience=0",
+                             "training.select_best=false",  # a 10-statement dev set cannot pick a checkpoint
                              "model.tiny.vocab_size=2000", "logging.logging_steps=50"])
     m = trainer.run(cfg, out / "dataset", out / "run", log=lambda s: print("  " + s))
     print(f"  dev macro-F1 stance {m['dev_stance_macro_f1']:.3f}, sentiment {m['dev_sentiment_macro_f1']:.3f}")

@@ -63,7 +63,7 @@ def export_onnx(src: Path, out: Path, sample_texts: list[str], opset: int = 18) 
         def forward(self, input_ids, attention_mask):
             return tuple(self.m(input_ids=input_ids, attention_mask=attention_mask).logits)
 
-    wrapper = (WithTypes if "token_type_ids" in names else NoTypes)(model)
+    wrapper = (WithTypes if "token_type_ids" in names else NoTypes)(model).eval()
     batch, seq = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=2, max=clf.max_length)
     path = out / "model.onnx"
     torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names,

@@ -151,3 +151,14 @@ def test_tfidf_baseline_on_arsarcasm_reaches_the_target(tmp_path):
     assert cli("benchmark", "arsarcasm-v2", "--bootstrap", "100", "--out", tmp_path / "a") == 0
     rep = json.loads((tmp_path / "a/report/report.json").read_text())
     assert rep["baselines"]["sentiment"]["tfidf_svm"]["headline_f1"] >= 0.64
+
+
+def test_saved_baselines_score_like_fresh_ones(sample_run, sample_dataset, tmp_path):
+    assert cli("baseline", "--data", sample_dataset, "--out", tmp_path / "bl") == 0
+    assert (tmp_path / "bl/stance.tfidf_svm.joblib").exists()
+    for name, extra in (("saved", ["--baselines", tmp_path / "bl"]), ("fresh", [])):
+        assert cli("evaluate", "--model", sample_run, "--data", sample_dataset, "--bootstrap", "50",
+                   "--out", tmp_path / name, *extra) == 0
+    a = json.loads((tmp_path / "saved/report.json").read_text())["baselines"]
+    b = json.loads((tmp_path / "fresh/report.json").read_text())["baselines"]
+    assert a == b

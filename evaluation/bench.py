@@ -91,9 +91,13 @@ def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: in
     peak = matmul_peak()
     res["matmul_peak_gflops"] = round(peak, 1)
     for mode in ("static128", "dynamic"):
-        if mode == "dynamic":  # length-grouped: batches of similar length, taken in random order
-            order = np.argsort(lengths, kind="stable")
-            batches = [order[i:i + batch_size] for i in range(0, n_needed, batch_size)]
+        if mode == "dynamic":  # length-grouped like the Trainer's sampler: sorted within megabatches of 50 batches
+            mega = 50 * batch_size
+            batches = []
+            for m0 in range(0, n_needed, mega):
+                part = np.arange(m0, min(m0 + mega, n_needed))
+                part = part[np.argsort([-lengths[i] for i in part], kind="stable")]
+                batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
             rng.shuffle(batches)
         else:
             batches = [np.arange(i, i + batch_size) for i in range(0, n_needed, batch_size)]

@@ -150,3 +150,19 @@ def test_tiny_model_on_gold_beats_the_majority_class(gold_run):
     # majority class macro-F1 on dev is ~0.08 (stance) and ~0.23 (sentiment)
     assert m["dev_stance_macro_f1"] >= 0.25
     assert m["dev_sentiment_macro_f1"] >= 0.35
+
+
+def test_pretrain_then_train_from_the_checkpoint(sample_corpus, sample_dataset, tmp_path):
+    assert cli("pretrain", "--config", REPO_ROOT / "configs/pretrain/tiny.yaml", "--corpus", sample_corpus,
+               "--out", tmp_path / "mlm", "--set", "max_statements=60", "--set", "training.max_steps=4",
+               "--set", "model.tiny.vocab_size=500") == 0
+    info = json.loads((tmp_path / "mlm/pretrain_info.json").read_text())
+    assert info["steps"] == 4 and (tmp_path / "mlm/model.safetensors").exists()
+    out = tmp_path / "run"
+    assert cli(*_train_args(sample_dataset, out, [f"model.name_or_path={tmp_path / 'mlm'}", "model.tiny=null"])) == 0
+    from safetensors.numpy import load_file
+
+    mlm = load_file(tmp_path / "mlm/model.safetensors")
+    tuned = load_file(out / "model/model.safetensors")
+    # the classifier started from the pretrained encoder (same vocabulary, same embedding shape)
+    assert tuned["encoder.embeddings.word_embeddings.weight"].shape == mlm["bert.embeddings.word_embeddings.weight"].shape

@@ -112,6 +112,16 @@ class NabraModel(PreTrainedModel):
         return MultiTaskOutput(loss=loss, logits=logits)
 
 
+def tiny_bert_config(tiny, vocab_size: int, pad_token_id: int, max_length: int):
+    """The BertConfig of the offline tiny model (configs/train/tiny.yaml's `model.tiny`)."""
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=vocab_size, hidden_size=tiny.hidden_size, num_hidden_layers=tiny.num_hidden_layers,
+                      num_attention_heads=tiny.num_attention_heads, intermediate_size=tiny.intermediate_size,
+                      max_position_embeddings=max(tiny.max_position_embeddings, max_length + 2),
+                      pad_token_id=pad_token_id)
+
+
 def _is_bert_like(name_or_path: str) -> bool:
     try:
         cfg = AutoConfig.from_pretrained(name_or_path)

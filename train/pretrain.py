@@ -19,8 +19,10 @@ from nabra.train.text import Preprocessor, check_model_available, load_tokenizer
 def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print) -> dict:
     import torch
     from datasets import Dataset
-    from transformers import (AutoModelForMaskedLM, BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling,
-                              Trainer, TrainingArguments, set_seed)
+    from transformers import (AutoModelForMaskedLM, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer,
+                              TrainingArguments, set_seed)
+
+    from nabra.train.model import tiny_bert_config
 
     from nabra.data.corpus import load_corpus
 
@@ -40,11 +42,7 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
         if m.tiny is None:
             raise ConfigError("model.name_or_path is null: give model.tiny to build a model from a config")
         tok = train_wordpiece(texts, m.tiny.vocab_size, m.max_length)
-        enc = BertConfig(vocab_size=len(tok), hidden_size=m.tiny.hidden_size, num_hidden_layers=m.tiny.num_hidden_layers,
-                         num_attention_heads=m.tiny.num_attention_heads, intermediate_size=m.tiny.intermediate_size,
-                         max_position_embeddings=max(m.tiny.max_position_embeddings, m.max_length + 2),
-                         pad_token_id=tok.pad_token_id)
-        model = BertForMaskedLM(enc)
+        model = BertForMaskedLM(tiny_bert_config(m.tiny, len(tok), tok.pad_token_id, m.max_length))
     else:
         check_model_available(m.name_or_path)
         tok = load_tokenizer(m.name_or_path, m.max_length)

@@ -74,9 +74,7 @@ def load_data(cfg: TrainConfig, dataset_dir: str | Path, splits=("train", "dev")
 def make_model(cfg: TrainConfig, label_lists: dict, train_df: pd.DataFrame, tokenizer_dir: Path | None = None):
     """Returns (model, tokenizer, preprocessor). AraBERT / any encoder by name or folder; or a tiny
     BERT from config with a WordPiece tokenizer trained on the training texts."""
-    from transformers import BertConfig
-
-    from nabra.train.model import NabraModel
+    from nabra.train.model import NabraModel, tiny_bert_config
 
     m = cfg.model
     pre = Preprocessor(m.preprocess, m.preprocess_model)
@@ -91,10 +89,7 @@ def make_model(cfg: TrainConfig, label_lists: dict, train_df: pd.DataFrame, toke
         else:
             texts = tokenizer_texts(cfg, train_df)
             tok = train_wordpiece(pre(texts), m.tiny.vocab_size, m.max_length)
-        enc = BertConfig(vocab_size=len(tok), hidden_size=m.tiny.hidden_size, num_hidden_layers=m.tiny.num_hidden_layers,
-                         num_attention_heads=m.tiny.num_attention_heads, intermediate_size=m.tiny.intermediate_size,
-                         max_position_embeddings=max(m.tiny.max_position_embeddings, m.max_length + 2),
-                         pad_token_id=tok.pad_token_id)
+        enc = tiny_bert_config(m.tiny, len(tok), tok.pad_token_id, m.max_length)
         model = NabraModel.from_encoder_config(enc, label_lists, **kw)
     else:
         check_model_available(m.name_or_path)

@@ -16,7 +16,8 @@ def register(sub) -> None:
     t = s.add_parser("train", help="training statements/s, dynamic padding vs static 128, GFLOP/s vs matmul peak")
     t.add_argument("--corpus", required=True, help="corpus whose statements are used")
     t.add_argument("--geometry", nargs="+", default=["tiny", "base"], choices=["tiny", "base"])
-    t.add_argument("--steps", type=int, default=None, help="steps per mode (default: tiny 40, base 6)")
+    t.add_argument("--steps", type=int, default=None,
+                   help="steps per mode (default 50: one megabatch of the Trainer's length-grouped sampler)")
     t.add_argument("--json", help="also write the figures here")
     t.set_defaults(func=run_train)
     r = s.add_parser("predict", help="statements/s of PyTorch fp32, ONNX fp32 and ONNX int8")
@@ -50,7 +51,7 @@ def run_train(args) -> int:
 
     texts = _texts(args.corpus, 20000)
     tok_texts = _texts(args.corpus, 100000, seed=1)  # the tokenizer learns from more text than the batches use
-    res = [bench_train(texts, g, steps=args.steps or (40 if g == "tiny" else 8), tokenizer_texts=tok_texts)
+    res = [bench_train(texts, g, steps=args.steps or 50, tokenizer_texts=tok_texts)
            for g in args.geometry]
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))

@@ -6,7 +6,8 @@ Writes into OUT:
   onnx:      model.onnx with dynamic batch and sequence axes, one output per task (logits_<task>)
   onnx-int8: model.int8.onnx, dynamic int8 quantisation with onnxruntime's tooling
   export_info.json: parity figures (max |ONNX - PyTorch| logit difference; int8 macro-F1 change)
-optimum does not support transformers 5, so the graph comes from torch.onnx.export (dynamo).
+optimum does not support transformers 5, so the graph comes from torch.onnx.export, fused by onnxruntime's
+transformer optimizer for BERT encoders.
 """
 from __future__ import annotations
 
@@ -64,12 +65,28 @@ def export_onnx(src: Path, out: Path, sample_texts: list[str], opset: int = 18) 
             return tuple(self.m(input_ids=input_ids, attention_mask=attention_mask).logits)
 
     wrapper = (WithTypes if "token_type_ids" in names else NoTypes)(model).eval()
-    batch, seq = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=2, max=clf.max_length)
     path = out / "model.onnx"
-    torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names,
-                      output_names=[f"logits_{t}" for t in tasks], opset_version=opset, dynamo=True,
-                      dynamic_shapes={k: {0: batch, 1: seq} for k in names}, external_data=False,
-                      verbose=False)
+    out_names = [f"logits_{t}" for t in tasks]
+    enc_cfg = model.encoder.config
+    if enc_cfg.model_type == "bert":
+        # BERT: trace with the classic attention (MatMul-Softmax-MatMul) through the TorchScript exporter,
+        # the graph onnxruntime's transformer optimizer fuses into Attention / SkipLayerNorm / BiasGelu
+        # kernels; int8 of the fused graph measured 3.0x eager here against 2.5x unfused (dynamo's graph
+        # does not fuse). The parity check below guards the result.
+        model.encoder.config._attn_implementation = "eager"
+        torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names, output_names=out_names,
+                          dynamic_axes={k: {0: "batch", 1: "sequence"} for k in names}, opset_version=17,
+                          dynamo=False)
+        from onnxruntime.transformers import optimizer
+
+        fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=enc_cfg.num_attention_heads,
+                                         hidden_size=enc_cfg.hidden_size)
+        fused.save_model_to_file(str(path))
+    else:
+        batch, seq = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=2, max=clf.max_length)
+        torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names, output_names=out_names,
+                          opset_version=opset, dynamo=True, dynamic_shapes={k: {0: batch, 1: seq} for k in names},
+                          external_data=False, verbose=False)
     return parity(src, out, sample_texts)
 
 
@@ -83,13 +100,16 @@ def parity(src: Path, out: Path, texts: list[str], onnx_file: str = "model.onnx"
 def quantize(out: Path) -> None:
     import logging
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # its "consider pre-processing" advice is for vision models
     try:
-        quantize_dynamic(str(out / "model.onnx"), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8)
+        # fused nodes (Attention, ...) come from the com.microsoft domain: their outputs are float
+        quantize_dynamic(str(out / "model.onnx"), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.setLevel(level)
 

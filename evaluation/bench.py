@@ -36,11 +36,11 @@ def bench_corpus(inputs: list[str], out: str | Path, log=print) -> dict:
 
 
 # ----------------------------------------------------------------------------- training throughput
-def matmul_peak(n: int = 2048, reps: int = 5) -> float:
-    """Measured fp32 matmul GFLOP/s on this machine (the roofline the training figures are read against)."""
+def matmul_peak(n: int = 2048, reps: int = 5, dtype: str = "float32") -> float:
+    """Measured matmul GFLOP/s on this machine (the roofline the training figures are read against)."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=getattr(torch, dtype)), torch.randn(n, n, dtype=getattr(torch, dtype))
     torch.matmul(a, b)
     best = float("inf")
     for _ in range(reps):
@@ -61,12 +61,18 @@ def _train_flops(cfg, batch_tokens: int, seq: int, batch: int) -> float:
 def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: int = 16, seed: int = 0,
                 tokenizer_texts: list[str] | None = None, log=print) -> dict:
     """statements/s of training steps (forward, backward, AdamW) with dynamic padding and length-grouped
-    batches, against static padding to 128 tokens (HF run_classification's default), same statements."""
+    batches (fp32, and bf16 autocast where the CPU has it), against static padding to 128 tokens in fp32
+    (HF run_classification's default on CPU), same statements. The speedup is read at the precision the
+    geometry's config (tiny.yaml / arabert.yaml) resolves to on this machine."""
+    import contextlib
+
     import torch
     from transformers import BertConfig
 
+    from nabra.config import CONFIG_DIR, load_train_config
     from nabra.train.model import NabraModel
     from nabra.train.text import train_wordpiece
+    from nabra.train.trainer import cpu_bf16, resolve_precision
 
     torch.manual_seed(seed)
     # the tiny config's vocabulary; AraBERT's size (64k) for the base geometry
@@ -90,8 +96,15 @@ def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: in
            "mean_tokens_per_statement": round(float(np.mean(lengths)), 1)}
     peak = matmul_peak()
     res["matmul_peak_gflops"] = round(peak, 1)
-    for mode in ("static128", "dynamic"):
-        if mode == "dynamic":  # length-grouped like the Trainer's sampler: sorted within megabatches of 50 batches
+    if cpu_bf16():
+        res["matmul_peak_gflops_bf16"] = round(matmul_peak(dtype="bfloat16"), 1)
+    # nabra's setting for this geometry: the precision its config resolves to on this machine
+    cfg_file = CONFIG_DIR / "train" / ("tiny.yaml" if geometry == "tiny" else "arabert.yaml")
+    nabra_precision = resolve_precision(load_train_config(cfg_file).training.precision)
+    res["nabra_precision"] = nabra_precision
+    modes = ["static128", "dynamic"] + (["dynamic_bf16"] if cpu_bf16() else [])
+    for mode in modes:
+        if mode != "static128":  # length-grouped like the Trainer's sampler: sorted within megabatches of 50 batches
             mega = 50 * batch_size
             batches = []
             for m0 in range(0, n_needed, mega):
@@ -108,8 +121,11 @@ def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: in
             enc = tok(batch, padding="max_length", **kw) if mode == "static128" else tok(batch, padding=True, **kw)
             y1 = torch.randint(0, 6, (len(batch),))
             y2 = torch.randint(0, 3, (len(batch),))
+            # bf16: autocast with fp32 master weights, what the Trainer does with bf16=True
+            ctx = torch.autocast("cpu", dtype=torch.bfloat16) if mode == "dynamic_bf16" else contextlib.nullcontext()
             t = time.perf_counter()
-            out = model(**enc, labels_stance=y1, labels_sentiment=y2)
+            with ctx:
+                out = model(**enc, labels_stance=y1, labels_sentiment=y2)
             out.loss.backward()
             opt.step()
             opt.zero_grad()
@@ -120,13 +136,22 @@ def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: in
                 flops += _train_flops(enc_cfg, seq * len(batch), seq, len(batch))
         n = (len(batches) - 1) * batch_size
         res[mode] = {"statements_per_s": round(n / t_total, 1), "gflops": round(flops / t_total / 1e9, 1)}
-    res["speedup"] = round(res["dynamic"]["statements_per_s"] / res["static128"]["statements_per_s"], 2)
-    log(_line(f"train {geometry}", **{"static128 st/s": res["static128"]["statements_per_s"],
-                                      "dynamic st/s": res["dynamic"]["statements_per_s"], "speedup": f"{res['speedup']}x",
-                                      "GFLOP/s (dynamic)": res["dynamic"]["gflops"],
-                                      "GFLOP/s (static)": res["static128"]["gflops"],
-                                      "matmul peak GFLOP/s": res["matmul_peak_gflops"],
-                                      "mean tokens": res["mean_tokens_per_statement"]}))
+    nabra_mode = "dynamic_bf16" if nabra_precision == "bf16" and "dynamic_bf16" in res else "dynamic"
+    res["speedup_padding_only"] = round(res["dynamic"]["statements_per_s"] / res["static128"]["statements_per_s"], 2)
+    res["speedup"] = round(res[nabra_mode]["statements_per_s"] / res["static128"]["statements_per_s"], 2)
+    figs = {"static128 fp32 st/s": res["static128"]["statements_per_s"],
+            "dynamic fp32 st/s": res["dynamic"]["statements_per_s"]}
+    if "dynamic_bf16" in res:
+        figs["dynamic bf16 st/s"] = res["dynamic_bf16"]["statements_per_s"]
+    figs.update({f"nabra ({nabra_precision}) speedup": f"{res['speedup']}x",
+                 "padding alone": f"{res['speedup_padding_only']}x",
+                 "GFLOP/s static/dynamic" + ("/bf16" if "dynamic_bf16" in res else ""):
+                     "/".join(str(res[m]["gflops"]) for m in modes),
+                 "fp32 matmul peak GFLOP/s": res["matmul_peak_gflops"],
+                 "mean tokens": res["mean_tokens_per_statement"]})
+    if "dynamic_bf16" in res:
+        figs["bf16 matmul peak GFLOP/s"] = res["matmul_peak_gflops_bf16"]
+    log(_line(f"train {geometry}", **figs))
     return res
 
 
@@ -148,9 +173,10 @@ def base_model_dir(texts: list[str], out: Path) -> Path:
 
 
 def bench_predict(model_dir: str | Path, texts: list[str], work: Path, name: str, threads: int = 2,
-                  batch_size: int = 32, log=print) -> dict:
-    """statements/s for PyTorch fp32 eager, ONNX Runtime fp32 and int8 on the same statements, plus the
-    parity figures (max logit difference, label agreement)."""
+                  batch_size: int = 32, repeat: int = 2, log=print) -> dict:
+    """statements/s for PyTorch fp32 eager, ONNX Runtime fp32 and int8 on the same statements (best of
+    `repeat` passes each, as timeit does: the least disturbed pass), plus the parity figures (max logit
+    difference, label agreement)."""
     import torch
 
     from nabra.train import export
@@ -159,7 +185,7 @@ def bench_predict(model_dir: str | Path, texts: list[str], work: Path, name: str
     torch.set_num_threads(threads)
     exp = work / f"export_{name}"
     export.run(model_dir, exp, ["hf", "onnx", "onnx-int8"], sample_texts=texts[:16], log=lambda s: None)
-    res = {"model": name, "statements": len(texts), "threads": threads}
+    res = {"model": name, "statements": len(texts), "threads": threads, "batch_size": batch_size, "repeat": repeat}
     logits = {}
     for label, backend, f in (("torch_fp32", "torch", None), ("onnx_fp32", "onnx", "model.onnx"),
                               ("onnx_int8", "onnx", "model.int8.onnx")):
@@ -168,9 +194,12 @@ def bench_predict(model_dir: str | Path, texts: list[str], work: Path, name: str
             kw["onnx_file"] = f
         clf = StanceClassifier.from_pretrained(exp, backend=backend, **kw)
         clf.predict(texts[:64])  # warm-up
-        t = time.perf_counter()
-        logits[label] = clf.logits(texts)
-        res[label] = round(len(texts) / (time.perf_counter() - t), 1)
+        best = float("inf")
+        for _ in range(max(1, repeat)):
+            t = time.perf_counter()
+            logits[label] = clf.logits(texts)
+            best = min(best, time.perf_counter() - t)
+        res[label] = round(len(texts) / best, 1)
     res["int8_speedup_vs_torch"] = round(res["onnx_int8"] / res["torch_fp32"], 2)
     res["onnx_fp32_max_abs_diff"] = float(max(np.abs(logits["torch_fp32"][t] - logits["onnx_fp32"][t]).max()
                                               for t in logits["torch_fp32"]))

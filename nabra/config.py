@@ -219,7 +219,8 @@ class TrainingConfig(Strict):
     save_total_limit: int = Field(2, description="checkpoints kept besides the best")
     group_by_length: bool = Field(True, description="batch statements of similar length (less padding)")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 on a GPU that has it, else fp16 on GPU, fp32 on CPU")
+        "auto", description="auto: bf16 on a GPU that has it, else fp16 on GPU; on CPU bf16 autocast where the CPU "
+                "has native bf16 (AVX512-BF16/AMX), else fp32")
     dataloader_workers: int = Field(0, description="DataLoader worker processes")
     threads: int | None = Field(None, description="torch CPU threads (default: torch's choice)")
 

@@ -22,6 +22,8 @@ def test_bench_train_tiny(sample_corpus, tmp_path):
                "--json", tmp_path / "t.json") == 0
     res = json.loads((tmp_path / "t.json").read_text())[0]
     assert res["dynamic"]["statements_per_s"] > 0 and res["matmul_peak_gflops"] > 0
+    assert res["nabra_precision"] == "fp32"  # tiny.yaml pins fp32
+    assert res["speedup"] == res["speedup_padding_only"]
 
 
 def test_bench_predict_tiny(sample_run, sample_corpus, tmp_path):

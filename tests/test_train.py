@@ -51,6 +51,30 @@ def test_same_seed_same_numbers(sample_dataset, sample_run, tmp_path):
     assert _metrics(tmp_path / "again") == _metrics(sample_run)
 
 
+def test_precision_auto_and_bf16_on_cpu(sample_dataset, tmp_path, capsys):
+    """auto picks bf16 autocast on a CPU with native bf16 (fp32 elsewhere); a bf16 CPU run trains, saves
+    fp32 weights, records its precision and repeats to the digit; fp16 without a GPU is refused by name."""
+    import torch
+
+    from nabra.train.trainer import cpu_bf16, resolve_precision
+
+    if not torch.cuda.is_available():
+        assert resolve_precision("auto") == ("bf16" if cpu_bf16() else "fp32")
+    assert cli(*_train_args(sample_dataset, tmp_path / "fp16", ["training.precision=fp16"])) == 2
+    assert "training.precision: fp16 needs a GPU" in capsys.readouterr().err
+    if not cpu_bf16():
+        pytest.skip("this CPU has no native bf16")
+    runs = [tmp_path / "bf16a", tmp_path / "bf16b"]
+    for r in runs:
+        assert cli(*_train_args(sample_dataset, r, ["training.precision=bf16", "training.epochs=2"])) == 0
+    assert json.loads((runs[0] / "run_info.json").read_text())["precision"] == "bf16"
+    assert _metrics(runs[0]) == _metrics(runs[1])
+    from safetensors import safe_open
+
+    with safe_open(runs[0] / "model/model.safetensors", "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float32}
+
+
 def test_resume_after_a_kill_ends_with_the_same_metrics(sample_dataset, sample_run, tmp_path):
     from transformers import TrainerCallback
 

@@ -23,6 +23,7 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
                               TrainingArguments, set_seed)
 
     from nabra.train.model import tiny_bert_config
+    from nabra.train.trainer import precision_args, resolve_precision
 
     from nabra.data.corpus import load_corpus
 
@@ -53,10 +54,12 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
     ds = Dataset.from_dict({k: enc[k] for k in enc.keys()} | {"length": [len(x) for x in enc["input_ids"]]})
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
-        per_device_train_batch_size=t.batch_size, learning_rate=t.learning_rate, weight_decay=t.weight_decay,
-        warmup_steps=t.warmup, logging_steps=50, save_strategy="no", report_to="none", seed=t.seed,
-        data_seed=t.seed, train_sampling_strategy="group_by_length", length_column_name="length",
-        dataloader_pin_memory=torch.cuda.is_available(), full_determinism=not torch.cuda.is_available())
+        per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate, weight_decay=t.weight_decay, warmup_steps=t.warmup, logging_steps=50,
+        save_strategy="no", report_to="none", seed=t.seed, data_seed=t.seed, length_column_name="length",
+        dataloader_pin_memory=torch.cuda.is_available(), full_determinism=not torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        dataloader_num_workers=t.dataloader_workers, **precision_args(cfg))
     collator = DataCollatorForLanguageModeling(tok, mlm_probability=cfg.mlm_probability)
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, processing_class=tok)
     res = trainer.train()
@@ -64,6 +67,7 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
     tok.save_pretrained(out)
     pre.save(out)
     info = {"corpus_content_hash": man["content_hash"], "statements": len(ds), "steps": trainer.state.global_step,
-            "train_loss": round(res.training_loss, 4), "config": cfg.model_dump(), "versions": versions()}
+            "train_loss": round(res.training_loss, 4), "config": cfg.model_dump(), "versions": versions(),
+            "precision": resolve_precision(t.precision)}
     write_json(out / "pretrain_info.json", info)
     return info

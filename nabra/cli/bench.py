@@ -26,6 +26,7 @@ def register(sub) -> None:
     r.add_argument("--n", type=int, default=2000, help="statements")
     r.add_argument("--base", action="store_true", help="also a BERT-base sized model from config")
     r.add_argument("--threads", type=int, default=2)
+    r.add_argument("--repeat", type=int, default=2, help="timed passes per backend; the best is reported")
     r.add_argument("--json", help="also write the figures here")
     r.set_defaults(func=run_predict)
 
@@ -63,10 +64,10 @@ def run_predict(args) -> int:
 
     texts = _texts(args.corpus, args.n)
     work = Path(tempfile.mkdtemp(prefix="nabra-bench-"))
-    res = [bench_predict(args.model, texts, work, "tiny", threads=args.threads)]
+    res = [bench_predict(args.model, texts, work, "tiny", threads=args.threads, repeat=args.repeat)]
     if args.base:
         res.append(bench_predict(base_model_dir(_texts(args.corpus, 100000, 1), work / "base"), texts, work, "bert-base",
-                                 threads=args.threads))
+                                 threads=args.threads, repeat=args.repeat))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

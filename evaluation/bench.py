@@ -36,6 +36,18 @@ def bench_corpus(inputs: list[str], out: str | Path, log=print) -> dict:
 
 
 # ----------------------------------------------------------------------------- training throughput
+BASE_VOCAB = 64000  # AraBERT v0.2's vocabulary size
+BENCH_TASKS = {"stance": list("abcdef"), "sentiment": list("abc")}  # our two heads' sizes; names do not matter
+
+
+def base_bert_config(vocab_size: int):
+    """BERT-base geometry (AraBERT's), for random-weight speed figures."""
+    from transformers import BertConfig
+
+    return BertConfig(vocab_size=max(BASE_VOCAB, vocab_size), hidden_size=768, num_hidden_layers=12,
+                      num_attention_heads=12, intermediate_size=3072)
+
+
 def matmul_peak(n: int = 2048, reps: int = 5, dtype: str = "float32") -> float:
     """Measured matmul GFLOP/s on this machine (the roofline the training figures are read against)."""
     import torch
@@ -67,24 +79,24 @@ def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: in
     import contextlib
 
     import torch
-    from transformers import BertConfig
 
     from nabra.config import CONFIG_DIR, load_train_config
-    from nabra.train.model import NabraModel
+    from nabra.train.model import NabraModel, tiny_bert_config
     from nabra.train.text import train_wordpiece
     from nabra.train.trainer import cpu_bf16, resolve_precision
 
     torch.manual_seed(seed)
-    # the tiny config's vocabulary; AraBERT's size (64k) for the base geometry
-    vocab = 8000 if geometry == "tiny" else 64000
-    tok = train_wordpiece(tokenizer_texts or texts, vocab, 128)
+    # the tiny config's own geometry and vocabulary; AraBERT's geometry and vocabulary size for base
+    cfg_file = CONFIG_DIR / "train" / ("tiny.yaml" if geometry == "tiny" else "arabert.yaml")
+    train_cfg = load_train_config(cfg_file)
     if geometry == "tiny":
-        enc_cfg = BertConfig(vocab_size=len(tok), hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
-                             intermediate_size=512, max_position_embeddings=256)
-    else:  # BERT-base geometry (AraBERT's), random weights
-        enc_cfg = BertConfig(vocab_size=max(64000, len(tok)), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                             intermediate_size=3072)
-    model = NabraModel.from_encoder_config(enc_cfg, {"stance": list("abcdef"), "sentiment": list("abc")})
+        tiny = train_cfg.model.tiny
+        tok = train_wordpiece(tokenizer_texts or texts, tiny.vocab_size, 128)
+        enc_cfg = tiny_bert_config(tiny, len(tok), tok.pad_token_id, 128)
+    else:
+        tok = train_wordpiece(tokenizer_texts or texts, BASE_VOCAB, 128)
+        enc_cfg = base_bert_config(len(tok))
+    model = NabraModel.from_encoder_config(enc_cfg, BENCH_TASKS)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)  # the Trainer's default (adamw_torch_fused)
     rng = np.random.default_rng(seed)
@@ -99,8 +111,7 @@ def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: in
     if cpu_bf16():
         res["matmul_peak_gflops_bf16"] = round(matmul_peak(dtype="bfloat16"), 1)
     # nabra's setting for this geometry: the precision its config resolves to on this machine
-    cfg_file = CONFIG_DIR / "train" / ("tiny.yaml" if geometry == "tiny" else "arabert.yaml")
-    nabra_precision = resolve_precision(load_train_config(cfg_file).training.precision)
+    nabra_precision = resolve_precision(train_cfg.training.precision)
     res["nabra_precision"] = nabra_precision
     modes = ["static128", "dynamic"] + (["dynamic_bf16"] if cpu_bf16() else [])
     for mode in modes:
@@ -158,16 +169,12 @@ def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: in
 # ----------------------------------------------------------------------------- inference
 def base_model_dir(texts: list[str], out: Path) -> Path:
     """A BERT-base sized nabra model (random weights) with a corpus tokenizer, saved like a run's model."""
-    from transformers import BertConfig
-
     from nabra.train.model import NabraModel
     from nabra.train.text import Preprocessor, train_wordpiece
     from nabra.train.trainer import save_model
 
-    tok = train_wordpiece(texts, 64000, 128)
-    cfg = BertConfig(vocab_size=max(64000, len(tok)), hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                     intermediate_size=3072)
-    model = NabraModel.from_encoder_config(cfg, {"stance": list("abcdef"), "sentiment": list("abc")})
+    tok = train_wordpiece(texts, BASE_VOCAB, 128)
+    model = NabraModel.from_encoder_config(base_bert_config(len(tok)), BENCH_TASKS)
     save_model(model, tok, Preprocessor("none"), out)
     return out
 

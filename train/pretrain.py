@@ -22,10 +22,9 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
     from transformers import (AutoModelForMaskedLM, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer,
                               TrainingArguments, set_seed)
 
+    from nabra.data.corpus import load_corpus
     from nabra.train.model import tiny_bert_config
     from nabra.train.trainer import precision_args, resolve_precision
-
-    from nabra.data.corpus import load_corpus
 
     out = Path(out)
     t = cfg.training

@@ -1,5 +1,6 @@
-"""Baselines scored beside the model on the same split: majority class, the weak labeller, and a
-TF-IDF word + character n-gram linear SVM (scikit-learn) whose C is tuned on dev only.
+"""Baselines scored beside the model on the same split: majority class, the weak labeller, a
+TF-IDF word + character n-gram linear SVM (scikit-learn) whose C is tuned on dev only, and, when a
+pretrained encoder is given, its frozen embeddings + logistic regression (C tuned on dev).
 
 `nabra baseline --data DATASET_DIR --out DIR` trains and saves them (joblib) with a
 baselines.json of their settings and dev scores, like a model run.
@@ -64,6 +65,89 @@ def fit_tfidf(train_x, train_y, dev_x, dev_y, labels: list[str], headline: list[
     return best[2], scores
 
 
+class Embedder:
+    """Frozen encoder embeddings: the mask-weighted mean of the last hidden states (e5's pooling) or the
+    first token, L2-normalised, computed once per distinct text."""
+
+    def __init__(self, encoder: str | Path, prefix: str = "", pooling: str = "mean", max_length: int = 128,
+                 batch_size: int = 32):
+        from transformers import AutoModel
+
+        from nabra.train.text import check_model_available, load_tokenizer
+
+        check_model_available(str(encoder))
+        self.encoder, self.prefix, self.pooling, self.max_length = str(encoder), prefix, pooling, max_length
+        self.batch_size = batch_size
+        self.tok = load_tokenizer(str(encoder), max_length)
+        self.model = AutoModel.from_pretrained(str(encoder), add_pooling_layer=False).eval()
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        todo = sorted({t for t in texts if t not in self.cache}, key=len)  # length-sorted: little padding
+        for i in range(0, len(todo), self.batch_size):
+            chunk = todo[i:i + self.batch_size]
+            enc = self.tok([self.prefix + t for t in chunk], padding=True, truncation=True,
+                           max_length=self.max_length, return_tensors="pt")
+            with torch.inference_mode():
+                h = self.model(**enc).last_hidden_state
+            if self.pooling == "mean":
+                m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+                v = (h * m).sum(1) / m.sum(1)
+            else:
+                v = h[:, 0]
+            v = torch.nn.functional.normalize(v, dim=-1).numpy()
+            self.cache.update(zip(chunk, v))
+        return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
+
+
+class EmbeddingsLR:
+    """Frozen encoder embeddings + logistic regression (balanced class weights, C tuned on dev). Saved
+    as JSON (coefficients, classes, encoder settings): nothing is unpickled."""
+    name = "embeddings_lr"
+
+    def __init__(self, embedder: Embedder, coef=None, intercept=None, classes=None, C: float | None = None):
+        self.embedder, self.C = embedder, C
+        self.coef = None if coef is None else np.asarray(coef, dtype=np.float64)
+        self.intercept = None if intercept is None else np.asarray(intercept, dtype=np.float64)
+        self.classes = list(classes) if classes is not None else None
+
+    def fit(self, train_x, train_y, dev_x, dev_y, labels, headline=None, seed: int = 0) -> dict:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import f1_score
+
+        xt, xd = self.embedder(list(train_x)), self.embedder(list(dev_x))
+        scores, best = {}, None
+        for C in LR_C_GRID:
+            lr = LogisticRegression(C=C, class_weight="balanced", max_iter=2000, random_state=seed).fit(xt, train_y)
+            s = f1_score(dev_y, lr.predict(xd), labels=headline or labels, average="macro", zero_division=0)
+            scores[C] = round(float(s), 6)
+            if best is None or s > best[0]:
+                best = (s, C, lr)
+        _, self.C, lr = best
+        self.coef, self.intercept, self.classes = lr.coef_, lr.intercept_, list(lr.classes_)
+        return scores
+
+    def predict(self, texts) -> list[str]:
+        z = self.embedder(list(texts)) @ self.coef.T + self.intercept
+        idx = (z[:, 0] > 0).astype(int) if len(self.classes) == 2 and z.shape[1] == 1 else z.argmax(1)
+        return [self.classes[i] for i in idx]
+
+    def to_json(self) -> dict:
+        e = self.embedder
+        return {"encoder": e.encoder, "prefix": e.prefix, "pooling": e.pooling, "max_length": e.max_length,
+                "C": self.C, "classes": self.classes, "coef": self.coef.tolist(), "intercept": self.intercept.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict, embedder: Embedder | None = None) -> "EmbeddingsLR":
+        embedder = embedder or Embedder(d["encoder"], d["prefix"], d["pooling"], d["max_length"])
+        return cls(embedder, d["coef"], d["intercept"], d["classes"], d["C"])
+
+
+LR_C_GRID = (0.3, 1.0, 3.0, 10.0)
+
+
 class WeakBaseline:
     name = "weak_labeller"
 
@@ -84,13 +168,17 @@ class WeakBaseline:
 
 
 def train_baselines(data: dict[str, pd.DataFrame], label_lists: dict[str, list[str]],
-                    headline: dict[str, list[str]] | None = None, weak: bool = True, seed: int = 0) -> dict:
-    """{task: {name: fitted baseline}} plus tuning info; fit on train, tuned on dev."""
+                    headline: dict[str, list[str]] | None = None, weak: bool = True, seed: int = 0,
+                    encoder: dict | None = None) -> dict:
+    """{task: {name: fitted baseline}} plus tuning info; fit on train, tuned on dev. `encoder`
+    ({"encoder": folder or hub name, "prefix": ..., "pooling": ...}) adds embeddings + LR."""
     from nabra.config import load_labels
 
     tr, dv = data["train"], data["dev"]
     schema_tasks = load_labels().tasks if weak else {}
     out, info = {}, {}
+    embedder = Embedder(encoder["encoder"], encoder.get("prefix", ""), encoder.get("pooling", "mean"),
+                        encoder.get("max_length", 128)) if encoder else None
     for task, labels in label_lists.items():
         x_tr = _texts(tr)
         x_dv = _texts(dv)
@@ -102,6 +190,12 @@ def train_baselines(data: dict[str, pd.DataFrame], label_lists: dict[str, list[s
                       "tfidf_C": max(grid, key=lambda c: (grid[c], -c))}
         if weak and task in schema_tasks and schema_tasks[task].names == sorted(labels):
             out[task]["weak_labeller"] = WeakBaseline(task)
+        if embedder is not None:
+            elr = EmbeddingsLR(embedder)
+            grid = elr.fit(x_tr, tr[task].tolist(), x_dv, dv[task].tolist(), labels, (headline or {}).get(task), seed)
+            out[task]["embeddings_lr"] = elr
+            info[task].update({"embeddings_lr_dev_by_C": {str(k): v for k, v in grid.items()},
+                               "embeddings_lr_C": elr.C, "embeddings_lr_encoder": embedder.encoder})
     return {"models": out, "info": info}
 
 
@@ -124,7 +218,9 @@ def save_baselines(baselines: dict, out: str | Path, meta: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for task, models in baselines["models"].items():
         for name, m in models.items():
-            if name != "weak_labeller":  # rules live in data/lexicons; nothing to pickle
+            if name == "embeddings_lr":
+                write_json(out / f"{task}.{name}.json", m.to_json())
+            elif name != "weak_labeller":  # rules live in data/lexicons; nothing to pickle
                 joblib.dump(m, out / f"{task}.{name}.joblib")
     write_json(out / "baselines.json", {"info": baselines["info"], **meta,
                                         "models": {t: sorted(m) for t, m in baselines["models"].items()}})
@@ -135,9 +231,14 @@ def load_baselines(directory: str | Path) -> dict:
 
     d = Path(directory)
     meta = json.loads((d / "baselines.json").read_text())
-    models = {}
+    models, embedder = {}, None
     for task, names in meta["models"].items():
         models[task] = {}
         for name in names:
-            models[task][name] = WeakBaseline(task) if name == "weak_labeller" else joblib.load(d / f"{task}.{name}.joblib")
+            if name == "embeddings_lr":
+                spec = json.loads((d / f"{task}.{name}.json").read_text())
+                models[task][name] = m = EmbeddingsLR.from_json(spec, embedder)
+                embedder = m.embedder  # one encoder in memory for all tasks
+            else:
+                models[task][name] = WeakBaseline(task) if name == "weak_labeller" else joblib.load(d / f"{task}.{name}.joblib")
     return {"models": models, "info": meta["info"]}

@@ -50,10 +50,22 @@ def error_analysis(df: pd.DataFrame, task: str, labels: list[str], pred: list[st
                                 for (g, p), ix in top]}
 
 
+def baseline_encoder(run_config: dict) -> dict | None:
+    """The pretrained encoder a run was fine-tuned from, with its input prefix, for the embeddings + LR
+    baseline; None for a model built from a config (nothing pretrained to freeze)."""
+    m = run_config.get("model", {})
+    if not m.get("name_or_path"):
+        return None
+    return {"encoder": m["name_or_path"], "prefix": m.get("input_prefix", ""), "pooling": "mean",
+            "max_length": m.get("max_length", 128)}
+
+
 def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, out: str | Path,
              baselines_dir: str | Path | None = None, seed: int = 0, n_boot: int = 1000,
              headline: dict[str, list[str]] | None = None, runs: list[str] | None = None,
-             with_baselines: bool = True, title: str = "nabra evaluation") -> dict:
+             with_baselines: bool = True, title: str = "nabra evaluation", encoder: dict | None = None) -> dict:
+    """Scores the model(s) and the baselines on `split`. `encoder` ({"encoder", "prefix", "pooling"}) adds the
+    frozen embeddings + LR baseline; by default it is the pretrained encoder the (first) model was trained from."""
     from nabra.evaluation.baselines import load_baselines, predict_baselines, train_baselines
 
     out = Path(out)
@@ -81,6 +93,8 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
             prov["run_seed"] = info.get("seed")
             prov["run_dataset_content_hash"] = info.get("dataset_content_hash")
             prov["run_git_commit"] = info.get("git_commit")
+            if encoder is None and i == 0:
+                encoder = baseline_encoder(prov["run_config"])
         report["provenance"].setdefault("models", []).append(prov)
         for t in label_lists:
             if t not in preds:
@@ -97,7 +111,7 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
             bl = load_baselines(baselines_dir)
         else:
             data = {s: load_split(dataset_dir, s) for s in ("train", "dev")}
-            bl = train_baselines(data, label_lists, headline, seed=seed)
+            bl = train_baselines(data, label_lists, headline, seed=seed, encoder=encoder)
         report["baselines_info"] = bl["info"]
         for t, by_name in predict_baselines(bl, df).items():
             report["baselines"][t] = {name: task_metrics(df[t].tolist(), p, label_lists[t], None, headline.get(t),

@@ -184,6 +184,12 @@ class ModelConfig(Strict):
         "aubmindlab/bert-base-arabertv02", description="model name that selects ArabertPreprocessor's rules")
     max_length: int = Field(128, description="truncate inputs to this many tokens (padding is dynamic)")
     dropout: float | None = Field(None, description="classifier dropout (default: the encoder's hidden dropout)")
+    pooling: Literal["cls", "mean"] = Field(
+        "cls", description="statement vector for the heads: the first token (BERT's [CLS]) or the mask-weighted "
+                           "mean of the last hidden states (how e5 was trained)")
+    input_prefix: str = Field("", description="text put before every statement, e.g. e5's 'query: ' or 'passage: '")
+    freeze_embeddings: bool = Field(
+        False, description="keep the word-embedding matrix fixed (a 250k-row matrix dominates each optimizer step on CPU)")
 
 
 class DataConfig(Strict):
@@ -206,6 +212,9 @@ class TrainingConfig(Strict):
     eval_batch_size: int = Field(64, description="per-device evaluation batch size")
     grad_accum: int = Field(1, description="gradient accumulation steps")
     learning_rate: float = Field(3e-5, description="peak learning rate")
+    head_learning_rate: float | None = Field(
+        None, description="peak learning rate of the fresh classification heads (default: learning_rate); a "
+                          "pretrained encoder wants a small rate, randomly initialised heads a larger one")
     weight_decay: float = Field(0.01, description="AdamW weight decay")
     warmup: float = Field(0.1, description="warmup: a ratio of total steps if < 1, else a step count")
     loss_weights: dict[str, float] = Field(default_factory=dict, description="task -> loss weight (default 1)")

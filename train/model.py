@@ -20,7 +20,7 @@ class NabraConfig(PretrainedConfig):
     def __init__(self, encoder: dict | None = None, tasks: dict[str, list[str]] | None = None,
                  loss_weights: dict[str, float] | None = None, class_weights: dict[str, list[float]] | None = None,
                  classifier_dropout: float | None = None, text_pair: bool = False,
-                 task_order: list[str] | None = None, **kw):
+                 task_order: list[str] | None = None, pooling: str = "cls", **kw):
         super().__init__(**kw)
         self.encoder = encoder or {}
         tasks = tasks or {}
@@ -32,6 +32,7 @@ class NabraConfig(PretrainedConfig):
         self.class_weights = class_weights or {}
         self.classifier_dropout = classifier_dropout
         self.text_pair = text_pair
+        self.pooling = pooling  # "cls": first token; "mean": mask-weighted mean of the last hidden states
 
     def task_label2id(self, task: str) -> dict[str, int]:
         return {l: i for i, l in enumerate(self.tasks[task])}
@@ -96,7 +97,12 @@ class NabraModel(PreTrainedModel):
         kw = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kw["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**kw).last_hidden_state[:, 0]  # [CLS]
+        states = self.encoder(**kw).last_hidden_state
+        if self.config.pooling == "mean":
+            mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1).to(states.dtype)
+            hidden = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        else:
+            hidden = states[:, 0]  # [CLS] / <s>
         hidden = self.dropout(hidden)
         logits = tuple(self.heads[t](hidden) for t in self.config.tasks)
         loss = None

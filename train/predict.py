@@ -98,7 +98,7 @@ class StanceClassifier:
     def logits(self, texts: list[str], pairs: list[str] | None = None) -> dict[str, np.ndarray]:
         """Raw logits per task for `texts`, batched by similar length (less padding)."""
         texts_p = self.pre(list(texts))
-        pairs_p = self.pre(list(pairs)) if pairs is not None else None
+        pairs_p = self.pre(list(pairs), pair=True) if pairs is not None else None
         order = np.argsort([len(t) for t in texts_p], kind="stable")
         out = {t: np.zeros((len(texts_p), len(l)), dtype=np.float32) for t, l in self.tasks.items()}
         for b in range(0, len(order), self.batch_size):

@@ -17,16 +17,21 @@ class MissingModelError(RuntimeError):
 
 
 class Preprocessor:
-    def __init__(self, kind: str = "none", model_name: str = "aubmindlab/bert-base-arabertv02"):
+    def __init__(self, kind: str = "none", model_name: str = "aubmindlab/bert-base-arabertv02", prefix: str = ""):
         self.kind = kind
         self.model_name = model_name
+        self.prefix = prefix  # e.g. e5's "passage: ", put before the statement (not before a text pair)
         self._impl = None
         if kind == "arabert":
             from arabert.preprocess import ArabertPreprocessor
 
             self._impl = ArabertPreprocessor(model_name=model_name)
 
-    def __call__(self, texts: list[str]) -> list[str]:
+    def __call__(self, texts: list[str], pair: bool = False) -> list[str]:
+        out = self._clean(texts)
+        return out if pair or not self.prefix else [self.prefix + t for t in out]
+
+    def _clean(self, texts: list[str]) -> list[str]:
         if self._impl is None:
             return list(texts)
         out = [self._impl.preprocess(t) for t in texts]
@@ -39,7 +44,7 @@ class Preprocessor:
 
     def save(self, directory: str | Path) -> None:
         Path(directory, PREPROCESS_FILE).write_text(
-            json.dumps({"kind": self.kind, "model_name": self.model_name}, indent=2) + "\n", encoding="utf-8")
+            json.dumps({"kind": self.kind, "model_name": self.model_name, "prefix": self.prefix}, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, directory: str | Path) -> "Preprocessor":
@@ -47,7 +52,7 @@ class Preprocessor:
         if not p.exists():
             return cls("none")
         d = json.loads(p.read_text(encoding="utf-8"))
-        return cls(d["kind"], d["model_name"])
+        return cls(d["kind"], d["model_name"], d.get("prefix", ""))
 
 
 def build_vocab(texts, vocab_size: int, special: list[str]) -> dict[str, int]:

@@ -77,10 +77,11 @@ def make_model(cfg: TrainConfig, label_lists: dict, train_df: pd.DataFrame, toke
     from nabra.train.model import NabraModel, tiny_bert_config
 
     m = cfg.model
-    pre = Preprocessor(m.preprocess, m.preprocess_model)
+    pre = Preprocessor(m.preprocess, m.preprocess_model, m.input_prefix)
     cw = class_weights(cfg, train_df, label_lists)
     kw = dict(loss_weights={t: cfg.training.loss_weights.get(t, 1.0) for t in label_lists}, class_weights=cw,
-              classifier_dropout=m.dropout, text_pair=cfg.data.text_pair_column is not None)
+              classifier_dropout=m.dropout, text_pair=cfg.data.text_pair_column is not None,
+              pooling=m.pooling)
     if m.name_or_path is None:
         if m.tiny is None:
             raise ConfigError("model.name_or_path is null: give model.tiny to build a model from a config")
@@ -99,6 +100,9 @@ def make_model(cfg: TrainConfig, label_lists: dict, train_df: pd.DataFrame, toke
         if len(tok) > model.encoder.get_input_embeddings().num_embeddings:
             model.encoder.resize_token_embeddings(len(tok))
             model.config.encoder = model.encoder.config.to_dict()
+    if m.freeze_embeddings:
+        # the optimizer skips a frozen matrix: with 250k rows it would dominate every step on CPU
+        model.encoder.get_input_embeddings().weight.requires_grad_(False)
     return model, tok, pre
 
 
@@ -134,7 +138,7 @@ def encode(df: pd.DataFrame, tok, pre: Preprocessor, max_length: int, label_list
     from datasets import Dataset
 
     texts = pre(df.text.tolist())
-    pairs = pre(df.text_pair.fillna("").tolist()) if "text_pair" in df else None
+    pairs = pre(df.text_pair.fillna("").tolist(), pair=True) if "text_pair" in df else None
     enc = tok(texts, pairs, truncation=True, max_length=max_length) if pairs else \
         tok(texts, truncation=True, max_length=max_length)
     data = {k: enc[k] for k in enc.keys()}
@@ -255,6 +259,28 @@ class _JsonlLogger:
         return Cb()
 
 
+def head_lr_optimizer(cfg: TrainConfig, model):
+    """AdamW with the heads at training.head_learning_rate (None: the Trainer builds its own optimizer).
+    Same grouping as the Trainer's (no decay on biases and LayerNorm weights); the Trainer's scheduler
+    scales each group from its own peak."""
+    import torch
+
+    t = cfg.training
+    if t.head_learning_rate is None:
+        return None
+    groups: dict[tuple, list] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        head = name.startswith("heads.")
+        decay = not (name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name)
+        groups.setdefault((head, decay), []).append(p)
+    return torch.optim.AdamW(
+        [{"params": ps, "lr": t.head_learning_rate if head else t.learning_rate,
+          "weight_decay": t.weight_decay if decay else 0.0} for (head, decay), ps in sorted(groups.items())],
+        lr=t.learning_rate, fused=True)
+
+
 def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, label_lists: dict,
                 resume: bool = False, callbacks=None):
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
@@ -267,7 +293,7 @@ def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, l
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
                       data_collator=DataCollatorWithPadding(tok), processing_class=tok,
                       compute_metrics=metric_fn(label_lists, cfg.training.metric_weights),
-                      callbacks=cbs + list(callbacks or []))
+                      callbacks=cbs + list(callbacks or []), optimizers=(head_lr_optimizer(cfg, model), None))
     trainer.train(resume_from_checkpoint=True if resume else None)
     return trainer
 

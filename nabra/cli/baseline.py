@@ -1,4 +1,5 @@
-"""`nabra baseline`: fit majority / weak-labeller / TF-IDF+SVM baselines (tuned on dev) and save them."""
+"""`nabra baseline`: fit majority / weak-labeller / TF-IDF+SVM (and, with --encoder, frozen embeddings + LR)
+baselines, tuned on dev, and save them."""
 from __future__ import annotations
 
 
@@ -7,6 +8,8 @@ def register(sub) -> None:
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--tune-split", default="dev", help="split used to choose C (dev; test is refused)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--encoder", help="pretrained encoder folder or name: adds frozen embeddings + logistic regression")
+    p.add_argument("--encoder-prefix", default="passage: ", help="input prefix with --encoder (e5: 'passage: ')")
     p.add_argument("--out", required=True)
     p.set_defaults(func=run)
 
@@ -23,7 +26,8 @@ def run(args) -> int:
     man = dataset_manifest(args.data)
     data = {"train": load_split(args.data, "train"), "dev": load_split(args.data, args.tune_split)}
     labels = {t: v for t, v in man["tasks"].items() if t in data["train"]}
-    bl = train_baselines(data, labels, man.get("headline_labels"), seed=args.seed)
+    enc = {"encoder": args.encoder, "prefix": args.encoder_prefix} if args.encoder else None
+    bl = train_baselines(data, labels, man.get("headline_labels"), seed=args.seed, encoder=enc)
     save_baselines(bl, args.out, {"dataset_content_hash": man.get("content_hash"), "seed": args.seed})
     for t, i in bl["info"].items():
         print(f"{t:10s} majority={i['majority_label']}  tfidf C={i['tfidf_C']}  dev score by C {i['tfidf_dev_by_C']}")

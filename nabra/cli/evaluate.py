@@ -11,6 +11,9 @@ def register(sub) -> None:
                    help="dev (default) or test; the test split is scored only when asked for explicitly")
     p.add_argument("--baselines", help="folder from `nabra baseline` (default: fit them now, tuned on dev)")
     p.add_argument("--no-baselines", action="store_true", help="score the model alone")
+    p.add_argument("--encoder", help="pretrained encoder folder or name for the embeddings + LR baseline "
+                                     "(default: the one the model was fine-tuned from)")
+    p.add_argument("--encoder-prefix", default="passage: ", help="input prefix with --encoder (e5: 'passage: ')")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--out", required=True, help="report folder")
@@ -24,7 +27,8 @@ def run(args) -> int:
     if not (args.model or args.runs):
         raise UserError("give --model RUN_DIR or --runs RUN1 RUN2 ...")
     rep = evaluate(args.model, args.data, args.split, args.out, baselines_dir=args.baselines, seed=args.seed,
-                   n_boot=args.bootstrap, runs=args.runs, with_baselines=not args.no_baselines)
+                   n_boot=args.bootstrap, runs=args.runs, with_baselines=not args.no_baselines,
+                   encoder={"encoder": args.encoder, "prefix": args.encoder_prefix} if args.encoder else None)
     print(f"{args.split} split, {rep['n_statements']} statements")
     print(f"{'task':10s} {'system':14s} {'macro-F1 [95% CI]':26s} {'accuracy':24s} kappa")
     for r in summary_rows(rep):

@@ -17,6 +17,7 @@ COMMANDS = {
     "label": "nabra.cli.label",
     "annotate": "nabra.cli.annotate",
     "dataset": "nabra.cli.dataset",
+    "encoder": "nabra.cli.encoder",
     "pretrain": "nabra.cli.pretrain",
     "train": "nabra.cli.train",
     "baseline": "nabra.cli.baseline",

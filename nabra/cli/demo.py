@@ -6,7 +6,9 @@ The sample has no gold labels, so the model learns the weak labels: this shows t
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -18,18 +20,42 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def step_bar(stream):
+    """A Trainer callback: one progress bar over the training steps on the real terminal (none when it
+    is not one). Built on call: `nabra --help` must not import transformers."""
+    from tqdm import tqdm
+    from transformers import TrainerCallback
+
+    class StepBar(TrainerCallback):
+        bar = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.bar = tqdm(total=state.max_steps, desc="  training", unit=" step", file=stream,
+                            disable=not stream.isatty(), leave=False)
+
+        def on_step_end(self, args, state, control, **kw):
+            self.bar.update()
+
+        def on_train_end(self, args, state, control, **kw):
+            self.bar.close()
+            print(f"  {state.global_step} steps, {state.num_train_epochs:g} epochs", file=sys.__stdout__)
+
+    return StepBar()
+
+
 def run(args) -> int:
-    from nabra.config import REPO_ROOT, load_corpus_config, load_labels, load_train_config
+    from nabra.config import load_corpus_config, load_labels, load_train_config
     from nabra.data import corpus, dataset, weak
     from nabra.evaluation.report import evaluate, summary_rows
     from nabra.train import export, trainer
     from nabra.train.predict import StanceClassifier
+    from nabra.paths import config_file, sample_dir
 
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
-    sample = REPO_ROOT / "data" / "sample"
+    sample = sample_dir()
     step = lambda msg: print(f"\n== {msg}  [{time.perf_counter() - t0:.0f} s]")
 
     step("1/7 corpus build: data/sample/articles.jsonl")
@@ -44,11 +70,18 @@ def run(args) -> int:
     dinfo = dataset.build(out / "corpus", out / "dataset", schema, weak_dir=out / "weak", splits_dir=None)
     print("  " + ", ".join(f"{s} {c['statements']}" for s, c in dinfo["counts"].items()))
     step("4/7 train the tiny model (configs/train/tiny.yaml)")
-    cfg = load_train_config(REPO_ROOT / "configs/train/tiny.yaml",
+    cfg = load_train_config(config_file("train/tiny.yaml"),
                             [f"training.epochs={args.epochs}", "training.early_stopping_patience=0",
                              "training.select_best=false",  # a 10-statement dev set cannot pick a checkpoint
                              "model.tiny.vocab_size=2000", "logging.logging_steps=50"])
-    m = trainer.run(cfg, out / "dataset", out / "run", log=lambda s: print("  " + s))
+    (out / "run").mkdir(parents=True, exist_ok=True)
+    # the Trainer's own output (a bar per evaluation, raw log dicts, "Writing model shards") goes to a
+    # log file; the terminal gets one bar for the stage and the summary below
+    with open(out / "run" / "train.log", "w", encoding="utf-8") as logf, \
+            contextlib.redirect_stdout(logf), contextlib.redirect_stderr(logf):
+        m = trainer.run(cfg, out / "dataset", out / "run", callbacks=[step_bar(sys.__stderr__)],
+                        log=lambda s: print("  " + s, file=sys.__stdout__))
+    print(f"  full training log: {out}/run/train.log")
     print(f"  dev macro-F1 stance {m['dev_stance_macro_f1']:.3f}, sentiment {m['dev_sentiment_macro_f1']:.3f}")
     step("5/7 evaluate on the sample's test split")
     rep = evaluate(out / "run", out / "dataset", "test", out / "report", n_boot=200)

@@ -49,6 +49,23 @@ def write_records(records: list[dict], path: str | Path) -> None:
     write_atomic(path, "".join(json.dumps({k: r[k] for k in RECORD_KEYS}, ensure_ascii=False) + "\n" for r in records))
 
 
+PASSES = (1, 2, "final")
+
+
+def parse_pass(value) -> int | str | None:
+    """1, 2 or "final" from a file or flag ("1", 1, 1.0, "final"); anything else gives the raw value
+    back, which check_labels then rejects with the record's name."""
+    if isinstance(value, str):
+        value = value.strip()
+        if value == "final":
+            return value
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return value
+    return n if n == value or str(n) == value else value
+
+
 def check_labels(rec: dict, schema: LabelSchema) -> list[str]:
     errs = []
     for task in TASKS:
@@ -170,10 +187,25 @@ def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema,
     Returns (records, errors); each error names the record. Unknown labels, unknown statement
     ids and hash mismatches are rejected.
     """
+    from nabra.data.ingest import decode
+
     p = Path(path)
-    text = p.read_text(encoding="utf-8")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        return [], [f"{p}: cannot read ({e.strerror})"]
+    # UTF-8 with or without the byte-order mark spreadsheet programs write, else Windows-1256 (Excel's
+    # Arabic CSVs): the corpus reader's decoder
+    text, err = decode(data, str(p))
+    if err:
+        return [], [f"{p}: {err}"]
     if p.suffix.lower() == ".csv":
-        items = [(f"{p.name}:{n}", row) for n, row in enumerate(csv.DictReader(io.StringIO(text)), 2)]
+        try:
+            items = [(f"{p.name}:{n}", row) for n, row in enumerate(csv.DictReader(io.StringIO(text)), 2)]
+        except csv.Error as e:
+            return [], [f"{p}: unreadable CSV ({e})"]
+        if items and "statement_id" not in items[0][1]:
+            return [], [f"{p}: no statement_id column (columns: {', '.join(map(str, items[0][1]))})"]
     else:
         try:
             data = json.loads(text)
@@ -200,8 +232,7 @@ def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema,
         p_raw = d.get("pass") or pass_
         rec = {"statement_id": sid, "article_id": st["article_id"], "start": int(st["start"]), "end": int(st["end"]),
                "text_sha1": st["text_sha1"], "stance": d.get("stance") or None, "sentiment": d.get("sentiment") or None,
-               "annotator": annotator or d.get("annotator") or "unknown",
-               "pass": p_raw if p_raw == "final" else int(p_raw)}
+               "annotator": annotator or d.get("annotator") or "unknown", "pass": parse_pass(p_raw)}
         errs = check_labels(rec, schema)
         if errs:
             errors.append(f"{loc}: " + "; ".join(errs))

@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nabra.config import REPO_ROOT, ConfigError, LabelSchema
+from nabra.config import ConfigError, LabelSchema
 from nabra.data.corpus import UnionFind, load_corpus
 from nabra.io import atomic_dir, write_atomic, write_json
+from nabra.paths import splits_dir
 
-SPLITS_DIR = REPO_ROOT / "data" / "splits"
+SPLITS_DIR = splits_dir()
 SPLITS = ("train", "dev", "test")
 
 
@@ -126,7 +127,11 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
     cols = ["statement_id", "article_id", "group", "text"] + tasks
     counts = {}
     info = {"label_source": label_source, "corpus_content_hash": cman["content_hash"], "annotation_hash": ann_hash,
-            "seed": seed, "mismatches": len(problems), "tasks": {t: schema.tasks[t].names for t in tasks}}
+            "seed": seed, "mismatches": len(problems), "tasks": {t: schema.tasks[t].names for t in tasks},
+            # carried into every model trained on this dataset, so that prediction cuts statements the same way
+            "corpus_config": cman.get("config"),
+            "corpus_inputs": sorted({Path(i["path"]).name for i in cman.get("inputs", [])}),
+            "corpus_input_sha256": sorted({i["sha256"] for i in cman.get("inputs", [])})}
     with atomic_dir(out) as tmp:
         for name in SPLITS:
             part = df[df.split == name].sort_values("statement_id")[cols]

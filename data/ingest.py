@@ -9,7 +9,9 @@ import glob as globlib
 import hashlib
 import json
 import sys
+import unicodedata
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Union
@@ -92,7 +94,7 @@ def decode(data: bytes, name: str) -> tuple[str | None, str | None]:
     if b"\x00" in data[:4096]:
         return None, "binary file (NUL bytes), not text"
     try:
-        return data.decode("utf-8-sig"), None
+        return _binary_check(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
         pass
     try:
@@ -102,6 +104,21 @@ def decode(data: bytes, name: str) -> tuple[str | None, str | None]:
     arabic = sum(1 for c in text if "\u0600" <= c <= "\u06ff")
     if arabic < 0.2 * max(1, sum(c.isalpha() for c in text)):
         return None, "not UTF-8; Windows-1256 decoding gives no Arabic text"
+    return _binary_check(text)
+
+
+# Text has next to no control, unassigned or private-use characters; binary data decoded as
+# Windows-1256 (which maps nearly every byte) has about one in eight.
+_NOT_TEXT = {"Cc", "Cn", "Co", "Cs"}
+_TEXT_CONTROLS = set("\n\r\t\f\v")
+MAX_NOT_TEXT_SHARE = 0.02
+
+
+def _binary_check(text: str) -> tuple[str | None, str | None]:
+    sample = text[:20000]
+    bad = sum(1 for c in sample if c not in _TEXT_CONTROLS and (c == "\ufffd" or unicodedata.category(c) in _NOT_TEXT))
+    if sample and bad / len(sample) > MAX_NOT_TEXT_SHARE:
+        return None, f"binary data, not text ({bad / len(sample):.0%} control or unassigned characters)"
     return text, None
 
 
@@ -149,16 +166,21 @@ def _read_json_text(text: str, file: str, fmt: str) -> Iterator[Item]:
 def _read_zip(path: Path) -> Iterator[Item]:
     try:
         zf = zipfile.ZipFile(path)
-        members = [m for m in zf.namelist() if not m.endswith("/")]
+        # ZipInfo, not names: a zip may hold two entries of one name, and reading by name gives the last twice
+        members = [i for i in zf.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, OSError) as e:
         yield Problem(str(path), f"corrupt or unreadable zip ({e})")
         return
-    for m in sorted(members):
-        name = f"{path}!{m}"
+    counts: dict[str, int] = {}
+    for info in sorted(members, key=lambda i: i.filename):
+        m = info.filename
+        counts[m] = counts.get(m, 0) + 1
+        name = f"{path}!{m}" + (f" (entry {counts[m]})" if counts[m] > 1 else "")
         try:
-            data = zf.read(m)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            yield Problem(name, f"corrupt zip member ({e})")
+            data = zf.read(info)
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as e:
+            # damaged member data (zlib: "invalid distance too far back", CRC): this member only
+            yield Problem(name, f"corrupt zip member, skipped ({type(e).__name__}: {e})")
             continue
         text, err = decode(data, name)
         if err:

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from nabra.config import REPO_ROOT, ConfigError, LabelSchema
+from nabra.config import ConfigError, LabelSchema
+from nabra.paths import rules_file
 
-RULES_PATH = REPO_ROOT / "data" / "lexicons" / "rules.yaml"
+RULES_PATH = rules_file()
 ABSTAIN = -1
 _STRIP = re.compile(r"[\u064B-\u0652\u0670\u0640]")
 

@@ -2,8 +2,10 @@
 TF-IDF word + character n-gram linear SVM (scikit-learn) whose C is tuned on dev only, and, when a
 pretrained encoder is given, its frozen embeddings + logistic regression (C tuned on dev).
 
-`nabra baseline --data DATASET_DIR --out DIR` trains and saves them (joblib) with a
-baselines.json of their settings and dev scores, like a model run.
+`nabra baseline --data DATASET_DIR --out DIR` trains and saves them with a baselines.json of their
+settings and dev scores, like a model run. No pickle: the majority label is JSON, the TF-IDF + SVM
+pipeline is a skops file, loaded only when every type in it is a scikit-learn/numpy/scipy type, so
+`nabra evaluate --baselines DIR` never runs code from the folder it is given.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nabra.errors import UserError
 from nabra.io import write_json
 
 C_GRID = (0.03, 0.1, 0.3, 1.0)
@@ -21,12 +24,18 @@ C_GRID = (0.03, 0.1, 0.3, 1.0)
 def refuse_test(split: str, command: str) -> None:
     """Tuning and rule-writing commands never see the test split."""
     if split == "test":
-        raise ValueError(f"{command} tunes on its data: it refuses the test split (use dev); "
+        raise UserError(f"{command} tunes on its data: it refuses the test split (use dev); "
                          "the test split is scored only by `nabra evaluate --split test`")
 
 
 class Majority:
     name = "majority"
+
+    @classmethod
+    def with_label(cls, label: str) -> "Majority":
+        m = cls()
+        m.label = label
+        return m
 
     def fit(self, y: list[str]):
         vals, counts = np.unique(np.asarray(y, dtype=object), return_counts=True)
@@ -211,8 +220,11 @@ def predict_baselines(baselines: dict, df: pd.DataFrame) -> dict[str, dict[str, 
             for task, models in baselines["models"].items()}
 
 
+SAFE_MODULES = ("sklearn.", "numpy.", "scipy.", "builtins.")
+
+
 def save_baselines(baselines: dict, out: str | Path, meta: dict) -> None:
-    import joblib
+    import skops.io as sio
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -220,25 +232,53 @@ def save_baselines(baselines: dict, out: str | Path, meta: dict) -> None:
         for name, m in models.items():
             if name == "embeddings_lr":
                 write_json(out / f"{task}.{name}.json", m.to_json())
-            elif name != "weak_labeller":  # rules live in data/lexicons; nothing to pickle
-                joblib.dump(m, out / f"{task}.{name}.joblib")
+            elif name == "tfidf_svm":  # majority: its label is in info; weak labeller: rules in data/lexicons
+                sio.dump(m, out / f"{task}.{name}.skops")
     write_json(out / "baselines.json", {"info": baselines["info"], **meta,
                                         "models": {t: sorted(m) for t, m in baselines["models"].items()}})
 
 
 def load_baselines(directory: str | Path) -> dict:
-    import joblib
-
     d = Path(directory)
-    meta = json.loads((d / "baselines.json").read_text())
+    if not (d / "baselines.json").exists():
+        raise UserError(f"{d}: no baselines.json (write the folder with `nabra baseline --out {d}`)")
+    try:
+        meta = json.loads((d / "baselines.json").read_text(encoding="utf-8"))
+        names_by_task, info = meta["models"], meta["info"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+        raise UserError(f"{d / 'baselines.json'}: not a baselines file ({e})") from None
     models, embedder = {}, None
-    for task, names in meta["models"].items():
+    for task, names in names_by_task.items():
         models[task] = {}
         for name in names:
-            if name == "embeddings_lr":
-                spec = json.loads((d / f"{task}.{name}.json").read_text())
+            if name == "embeddings_lr":  # JSON: coefficients and the encoder's folder, nothing unpickled
+                spec = json.loads((d / f"{task}.{name}.json").read_text(encoding="utf-8"))
                 models[task][name] = m = EmbeddingsLR.from_json(spec, embedder)
                 embedder = m.embedder  # one encoder in memory for all tasks
+            elif name == "weak_labeller":
+                models[task][name] = WeakBaseline(task)
+            elif name == "majority":
+                models[task][name] = Majority.with_label(info[task]["majority_label"])
             else:
-                models[task][name] = WeakBaseline(task) if name == "weak_labeller" else joblib.load(d / f"{task}.{name}.joblib")
-    return {"models": models, "info": meta["info"]}
+                models[task][name] = _load_skops(d / f"{task}.{name}.skops")
+    return {"models": models, "info": info}
+
+
+def _load_skops(path: Path):
+    import skops.io as sio
+
+    if not path.exists():
+        old = path.with_suffix(".joblib")
+        raise UserError(f"{old if old.exists() else path}: " + (
+            "a pickle from an older nabra, which is never loaded (it could run any code): run `nabra baseline` again"
+            if old.exists() else "missing"))
+    try:
+        types = sio.get_untrusted_types(file=path)
+        unsafe = [t for t in types if not t.startswith(SAFE_MODULES)]
+        if unsafe:
+            raise UserError(f"{path}: refuses to load types outside scikit-learn/numpy/scipy: {', '.join(unsafe)}")
+        return sio.load(path, trusted=types)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged or foreign file: name it instead of a traceback
+        raise UserError(f"{path}: not a readable skops baseline ({type(e).__name__}: {e})") from None

@@ -80,14 +80,15 @@ def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: in
 
     import torch
 
-    from nabra.config import CONFIG_DIR, load_train_config
+    from nabra.config import load_train_config
+    from nabra.paths import config_file
     from nabra.train.model import NabraModel, tiny_bert_config
     from nabra.train.text import train_wordpiece
     from nabra.train.trainer import cpu_bf16, resolve_precision
 
     torch.manual_seed(seed)
     # the tiny config's own geometry and vocabulary; AraBERT's geometry and vocabulary size for base
-    cfg_file = CONFIG_DIR / "train" / ("tiny.yaml" if geometry == "tiny" else "arabert.yaml")
+    cfg_file = config_file("train/tiny.yaml" if geometry == "tiny" else "train/arabert.yaml")
     train_cfg = load_train_config(cfg_file)
     if geometry == "tiny":
         tiny = train_cfg.model.tiny

@@ -12,8 +12,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from nabra.paths import config_file
+
+# The checkout (tests, git commit of a run); shipped files are found through nabra.paths instead.
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "configs"
 
 
 class ConfigError(ValueError):
@@ -63,18 +65,32 @@ def _fmt_loc(loc: tuple) -> str:
     return ".".join(str(p) for p in loc)
 
 
-def validate(model: type[BaseModel], data: dict, source: str) -> Any:
+def validate(model: type[BaseModel], data: dict, source: str, overrides: list[str] | None = None) -> Any:
+    """`overrides`: the `--set` pairs merged into `data`; an error on one of their keys names the
+    override rather than the file."""
     try:
         return model.model_validate(data or {})
     except ValidationError as e:
         msgs = []
         for err in e.errors():
             key = _fmt_loc(err["loc"])
+            pair = _override_for(key, overrides)
             if err["type"] == "extra_forbidden":
-                msgs.append(f"unknown key '{key}'")
+                # `--set no.such.key=1` fails on 'no'; the user typed the whole key
+                msg = f"unknown key '{pair.split('=', 1)[0].strip() if pair else key}'"
             else:
-                msgs.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
-        raise ConfigError(f"{source}: " + "; ".join(msgs)) from None
+                msg = f"key '{key}': {err['msg']} (got {err.get('input')!r})"
+            msgs.append(f"--set {pair}: {msg}" if pair else f"{source}: {msg}")
+        raise ConfigError("; ".join(msgs)) from None
+
+
+def _override_for(key: str, overrides: list[str] | None) -> str | None:
+    """The `--set` pair that wrote `key` (or a key under it, or the mapping above it), if any."""
+    for pair in reversed(overrides or []):
+        k = pair.split("=", 1)[0].strip()
+        if k == key or k.startswith(key + ".") or key.startswith(k + "."):
+            return pair
+    return None
 
 
 def parse_overrides(pairs: list[str] | None) -> dict:
@@ -119,11 +135,11 @@ def load(model: type[BaseModel], path: str | Path | None, overrides: list[str] |
     """Read a YAML file (or nothing), apply `--set` overrides, validate into `model`."""
     data = read_yaml(path) if path else {}
     data = deep_merge(data, parse_overrides(overrides))
-    return validate(model, data, str(path) if path else "config")
+    return validate(model, data, str(path) if path else "config", overrides)
 
 
 def load_corpus_config(path: str | Path | None = None, overrides: list[str] | None = None) -> CorpusConfig:
-    return load(CorpusConfig, path or CONFIG_DIR / "corpus.yaml", overrides)
+    return load(CorpusConfig, path or config_file("corpus.yaml"), overrides)
 
 
 # --------------------------------------------------------------------------- labels
@@ -154,7 +170,7 @@ class LabelSchema(Strict):
 
 
 def load_labels(path: str | Path | None = None) -> LabelSchema:
-    schema = load(LabelSchema, path or CONFIG_DIR / "labels.yaml")
+    schema = load(LabelSchema, path or config_file("labels.yaml"))
     for name, task in schema.tasks.items():
         if sorted(task.tie_break) != task.names:
             raise ConfigError(f"labels.yaml: tasks.{name}.tie_break must list each label once")
@@ -292,5 +308,5 @@ class BenchmarkConfig(Strict):
 def load_benchmark_config(name_or_path: str) -> BenchmarkConfig:
     p = Path(name_or_path)
     if not p.suffix:
-        p = CONFIG_DIR / "benchmarks" / f"{name_or_path}.yaml"
+        p = config_file(f"benchmarks/{name_or_path}.yaml")
     return load(BenchmarkConfig, p)

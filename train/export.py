@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nabra.io import versions, write_atomic, write_json
+from nabra.train.model_dir import PIPELINE_FILE
 from nabra.train.predict import StanceClassifier, check_model_dir
 
 FORMATS = ("hf", "onnx", "onnx-int8")
@@ -28,25 +29,21 @@ class ExportError(RuntimeError):
     pass
 
 
-def export_hf(src: Path, out: Path, report: dict | None) -> None:
-    from nabra.train.model import NabraModel
-
-    model = NabraModel.from_pretrained(src)
+def export_hf(clf: StanceClassifier, out: Path, report: dict | None) -> None:
+    src, model = clf.dir, clf.model
     model.save_pretrained(out)  # safetensors only in transformers 5
     for f in src.iterdir():
         if f.name.startswith("tokenizer") or f.name in ("special_tokens_map.json", "vocab.txt", "nabra_preprocess.json",
-                                                        "label_maps.json"):
+                                                        "label_maps.json", PIPELINE_FILE):
             shutil.copy2(f, out / f.name)
-    write_atomic(out / "README.md", model_card(model.config, src, report))
+    write_atomic(out / "README.md", model_card(model.config, src, report, clf.pipeline.get("training_data") or {}))
 
 
-def export_onnx(src: Path, out: Path, sample_texts: list[str], opset: int = 18) -> dict:
+def export_onnx(clf: StanceClassifier, out: Path, sample_texts: list[str], opset: int = 18) -> None:
+    """Writes out/model.onnx from the loaded PyTorch model (loaded once per export, see run)."""
     import torch
 
-    from nabra.train.model import NabraModel
-
-    model = NabraModel.from_pretrained(src).eval()
-    clf = StanceClassifier(src, backend="torch")
+    model = clf.model
     tasks = list(clf.tasks)  # the output order the ONNX backend reads back
     enc = clf.tokenizer(clf.pre(sample_texts[:8]), padding=True, truncation=True, max_length=clf.max_length,
                         return_tensors="pt")
@@ -87,13 +84,12 @@ def export_onnx(src: Path, out: Path, sample_texts: list[str], opset: int = 18) 
         torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names, output_names=out_names,
                           opset_version=opset, dynamo=True, dynamic_shapes={k: {0: batch, 1: seq} for k in names},
                           external_data=False, verbose=False)
-    return parity(src, out, sample_texts)
 
 
-def parity(src: Path, out: Path, texts: list[str], onnx_file: str = "model.onnx") -> dict:
-    """Max absolute logit difference ONNX vs PyTorch on a held batch (odd lengths, padding inside)."""
-    ref = StanceClassifier(src, backend="torch").logits(texts)
-    got = StanceClassifier(out, backend="onnx", onnx_file=onnx_file).logits(texts)
+def parity(ref: dict, onnx_clf: StanceClassifier, texts: list[str]) -> dict:
+    """Max absolute logit difference ONNX vs PyTorch (`ref`: its logits) on a held batch (odd lengths,
+    padding inside)."""
+    got = onnx_clf.logits(texts)
     return {t: float(np.abs(ref[t] - got[t]).max()) for t in ref}
 
 
@@ -114,13 +110,13 @@ def quantize(out: Path) -> None:
         root.setLevel(level)
 
 
-def f1_change(src: Path, out: Path, df) -> dict:
+def f1_change(torch_clf: StanceClassifier, int8_clf: StanceClassifier, df) -> dict:
     """Per task: macro-F1 of PyTorch and of int8 ONNX on a labelled split, and the change in points."""
     from sklearn.metrics import f1_score
 
-    ref = StanceClassifier(src, backend="torch").predict_proba(df.text.tolist())
-    q = StanceClassifier(out, backend="onnx", onnx_file="model.int8.onnx").predict_proba(df.text.tolist())
-    tasks = StanceClassifier(src, backend="torch").tasks
+    ref = torch_clf.predict_proba(df.text.tolist())
+    q = int8_clf.predict_proba(df.text.tolist())
+    tasks = torch_clf.tasks
     res = {}
     for t, labels in tasks.items():
         if t not in df:
@@ -142,19 +138,24 @@ def run(model_dir: str | Path, out: str | Path, formats: list[str], eval_df=None
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info: dict = {"source": str(src), "formats": formats, "versions": versions()}
-    export_hf(src, out, report)  # the ONNX files sit beside a full HF folder: tokenizer, labels, preprocessing
+    # each model is loaded once: the PyTorch model here, each ONNX graph once below
+    clf = StanceClassifier(src, backend="torch")
+    export_hf(clf, out, report)  # the ONNX files sit beside a full HF folder: tokenizer, labels, preprocessing
     texts = sample_texts or (eval_df.text.tolist()[:32] if eval_df is not None else None) or _default_texts()
+    ref = clf.logits(texts)
     if "onnx" in formats or "onnx-int8" in formats:
-        diff = export_onnx(src, out, texts)
+        export_onnx(clf, out, texts)
+        diff = parity(ref, StanceClassifier(out, backend="onnx"), texts)
         info["onnx_max_abs_logit_diff"] = diff
         log("ONNX fp32 parity, max |logit diff| vs PyTorch: " + ", ".join(f"{t} {d:.2e}" for t, d in diff.items()))
         if max(diff.values()) > PARITY_TOL:
             raise ExportError(f"ONNX logits differ from PyTorch by {max(diff.values()):.2e} > {PARITY_TOL}")
     if "onnx-int8" in formats:
         quantize(out)
-        info["int8_max_abs_logit_diff"] = parity(src, out, texts, "model.int8.onnx")
+        int8 = StanceClassifier(out, backend="onnx", onnx_file="model.int8.onnx")
+        info["int8_max_abs_logit_diff"] = parity(ref, int8, texts)
         if eval_df is not None:
-            info["int8_f1"] = f1_change(src, out, eval_df)
+            info["int8_f1"] = f1_change(clf, int8, eval_df)
             for t, r in info["int8_f1"].items():
                 log(f"int8 {t}: macro-F1 {r['int8_macro_f1']:.4f} vs PyTorch {r['torch_macro_f1']:.4f} "
                     f"({r['change_points']:+.2f} points), same label on {100 * r['label_agreement']:.1f}%")
@@ -166,20 +167,48 @@ def run(model_dir: str | Path, out: str | Path, formats: list[str], eval_df=None
     return info
 
 
+def _data_origin(data: dict) -> str:
+    inputs = data.get("corpus_inputs") or []
+    if data.get("embedded_sample"):
+        return "nabra's embedded sample (20 short articles written for the project, not real news)"
+    if inputs and all(n.startswith("2015-") and n.endswith(".zip") for n in inputs):
+        return f"SaudiNewsNet, 2015 Saudi newspaper articles ({len(inputs)} daily zip files)"
+    if inputs:
+        return "articles from " + ", ".join(inputs[:5]) + (f" and {len(inputs) - 5} more file(s)" if len(inputs) > 5 else "")
+    return "the dataset recorded below"
+
+
+def training_data_lines(data: dict, info: dict) -> list[str]:
+    """What the model learnt from, as recorded at training time: where the statements came from and
+    whether their labels were gold annotations or the weak labeller's guesses."""
+    source = data.get("label_source") or info.get("dataset_label_source")
+    labels = {"gold": "gold labels (human annotations against the project's label spec; see data/DATASET_CARD.md)",
+              "weak": "weak labels from nabra's cue-lexicon labeller, not human annotations: the model imitates the "
+                      "rules, and its scores measure agreement with them, not quality"}.get(source, f"{source} labels")
+    n_tr = data.get("train_statements", info.get("train_statements"))
+    n_dev = data.get("dev_statements", info.get("dev_statements"))
+    return [f"{n_tr} training and {n_dev} dev statements from {_data_origin(data)}, with {labels}.", "",
+            f"Dataset content hash `{data.get('dataset_content_hash', info.get('dataset_content_hash'))}`; "
+            f"seed {info.get('seed')}; git commit `{info.get('git_commit')}`."]
+
+
 def _default_texts() -> list[str]:
     return ["أجرى وزير الخارجية اتصالا هاتفيا مع نظيره.", "أدانت الوزارة الهجوم الإرهابي بشدة",
             "حذرت الهيئة المخالفين من عقوبات صارمة تصل إلى السجن والغرامة المالية الكبيرة",
             "بعث الرئيس برقية عزاء", "ارتفع المؤشر 20 نقطة"]
 
 
-def model_card(config, src: Path, report: dict | None) -> str:
+def model_card(config, src: Path, report: dict | None, data: dict | None = None) -> str:
+    """The README.md of an exported model. `data`: the training_data facts of nabra_pipeline.json, so the
+    card says what this model was really trained on (weak labels of the embedded sample are not gold)."""
+    data = data or {}
     tasks = config.tasks
     run_dir = src.parent if src.name == "model" else src
     info = json.loads((run_dir / "run_info.json").read_text()) if (run_dir / "run_info.json").exists() else {}
     L = ["---", "language: ar", "library_name: transformers", "pipeline_tag: text-classification", "tags: [stance, sentiment, arabic, news, nabra]", "---", "",
          "# nabra stance and sentiment model", "",
          "One shared encoder with one classification head per task, trained with "
-         "[nabra](https://example.org/nabra) to label each statement of an Arabic news article.", "",
+         "nabra to label each statement of an Arabic news article.", "",
          "## Intended use", "",
          "Label statements (sentences) of Modern Standard Arabic news for stance "
          "(" + ", ".join(tasks.get("stance", [])) + ") and sentiment (" + ", ".join(tasks.get("sentiment", [])) +
@@ -189,11 +218,7 @@ def model_card(config, src: Path, report: dict | None) -> str:
          "## Labels", ""]
     for t, labels in tasks.items():
         L.append(f"- **{t}**: " + ", ".join(f"`{i}` {l}" for i, l in enumerate(labels)))
-    L += ["", "## Training data", "",
-          f"Dataset content hash `{info.get('dataset_content_hash')}` ({info.get('dataset_label_source')} labels), "
-          f"{info.get('train_statements')} training and {info.get('dev_statements')} dev statements; seed {info.get('seed')}; "
-          f"git commit `{info.get('git_commit')}`. Gold statements come from SaudiNewsNet (2015 Saudi newspapers), "
-          "annotated against the project's label spec; see the project's data/DATASET_CARD.md.", ""]
+    L += ["", "## Training data", "", *training_data_lines(data, info), ""]
     L += ["## Evaluation", ""]
     if report and report.get("tasks"):
         L.append(f"On the `{report['split']}` split ({report['n_statements']} statements), with 95% bootstrap intervals:")
@@ -206,8 +231,9 @@ def model_card(config, src: Path, report: dict | None) -> str:
     else:
         L.append("No evaluation report was given at export time (`nabra export --report DIR/report.json`).")
     L += ["", "## Limits", "",
-          "- Trained on 2015 Saudi newspaper text: other regions, periods and outlets shift the label distribution.",
+          f"- Trained on {_data_origin(data)}: other regions, periods and outlets shift the label distribution.",
           "- Statements are judged alone; irony and context across sentences are out of reach.",
-          "- The rare classes have about a hundred or two hundred training examples each: expect wide intervals.",
+          f"- {data.get('train_statements', info.get('train_statements'))} training statements in all: "
+          "the rare classes have few examples each, expect wide intervals.",
           "- Preprocessing (nabra_preprocess.json) must be applied before the tokenizer; the nabra API does it.", ""]
     return "\n".join(L)

@@ -18,28 +18,13 @@ from typing import Iterable
 
 import numpy as np
 
-from nabra.train.text import PREPROCESS_FILE, Preprocessor
-
-REQUIRED = ["config.json", "tokenizer.json", PREPROCESS_FILE]
-
-
-class ModelDirError(FileNotFoundError):
-    pass
+from nabra.train.model_dir import ModelDirError, corpus_config, load_pipeline, validate
+from nabra.train.text import Preprocessor
 
 
-def check_model_dir(path: str | Path, backend: str) -> Path:
-    p = Path(path)
-    if p.is_dir() and (p / "model").is_dir() and not (p / "config.json").exists():
-        p = p / "model"  # a run directory: use its best model
-    if not p.is_dir():
-        raise ModelDirError(f"{path}: no such model folder")
-    need = list(REQUIRED)
-    if backend == "torch":
-        need.append("model.safetensors")
-    missing = [f for f in need if not (p / f).exists()]
-    if missing:
-        raise ModelDirError(f"{p}: model folder lacks {', '.join(missing)} (was it written by `nabra train` or `nabra export`?)")
-    return p
+def check_model_dir(path: str | Path, backend: str, onnx_file: str | None = None) -> Path:
+    """The model folder to load (a run directory means its best model), checked file by file."""
+    return validate(path, backend, onnx_file)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -60,7 +45,9 @@ class StanceClassifier:
         self.tasks: dict[str, list[str]] = {t: cfg["tasks"][t] for t in order}
         self.text_pair = bool(cfg.get("text_pair"))
         self.tokenizer = AutoTokenizer.from_pretrained(directory)
-        self.max_length = self.tokenizer.model_max_length if self.tokenizer.model_max_length < 10_000 else 128
+        # everything about the input side comes from the model folder, never from the repo's configs/
+        self.pipeline = load_pipeline(directory)
+        self.max_length = self.pipeline["max_length"]
         self.pre = Preprocessor.load(directory)
         self.batch_size = batch_size
         self._processor = None
@@ -71,7 +58,11 @@ class StanceClassifier:
 
             if threads:
                 torch.set_num_threads(threads)
-            self.model = NabraModel.from_pretrained(directory).eval()
+            try:
+                self.model = NabraModel.from_pretrained(directory).eval()
+            except Exception as e:  # noqa: BLE001 - any load failure is a damaged folder; name it, no traceback
+                raise ModelDirError(f"{directory / 'model.safetensors'}: cannot be loaded "
+                                    f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         elif backend == "onnx":
             import onnxruntime as ort
 
@@ -82,14 +73,18 @@ class StanceClassifier:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             if threads:
                 so.intra_op_num_threads = threads
-            self.session = ort.InferenceSession(str(f), so, providers=["CPUExecutionProvider"])
+            try:
+                self.session = ort.InferenceSession(str(f), so, providers=["CPUExecutionProvider"])
+            except Exception as e:  # noqa: BLE001 - onnxruntime raises its own InvalidProtobuf/Fail types
+                raise ModelDirError(f"{f}: not a loadable ONNX model, probably truncated or damaged "
+                                    f"({str(e).splitlines()[0][:200]}); export it again") from None
             self.onnx_inputs = [i.name for i in self.session.get_inputs()]
         else:
             raise ValueError(f"backend must be torch or onnx, got {backend!r}")
 
     @classmethod
     def from_pretrained(cls, path: str | Path, backend: str = "torch", **kw) -> "StanceClassifier":
-        d = check_model_dir(path, backend)
+        d = check_model_dir(path, backend, kw.get("onnx_file"))
         if backend == "onnx" and "onnx_file" not in kw and not (d / "model.onnx").exists() and (d / "model.int8.onnx").exists():
             kw["onnx_file"] = "model.int8.onnx"
         return cls(d, backend=backend, **kw)
@@ -144,10 +139,9 @@ class StanceClassifier:
     @property
     def processor(self):
         if self._processor is None:
-            from nabra.config import load_corpus_config
             from nabra.data.corpus import ArticleProcessor
 
-            self._processor = ArticleProcessor(load_corpus_config())
+            self._processor = ArticleProcessor(corpus_config(self.pipeline))
         return self._processor
 
     def segment_article(self, text: str, **meta):
@@ -170,6 +164,7 @@ class StanceClassifier:
 def predict_inputs(clf: StanceClassifier, inputs: list[str], chunk: int = 64):
     """Streams (article, rows, problem) over any mix of inputs; memory stays flat (articles are read,
     segmented and labelled a chunk at a time). A bad input yields a problem and the rest go on."""
+    from nabra.data.corpus import why_empty
     from nabra.data.ingest import Problem, read_inputs
 
     pending: list[tuple[dict, list[dict]]] = []
@@ -186,14 +181,20 @@ def predict_inputs(clf: StanceClassifier, inputs: list[str], chunk: int = 64):
     from tqdm import tqdm
 
     bar = tqdm(desc="articles", unit=" art", disable=not sys.stderr.isatty(), mininterval=1.0, file=sys.stderr)
+    seen: dict[str, str] = {}
     for item in read_inputs(inputs):
         if isinstance(item, Problem):
             yield None, [], str(item)
             continue
-        art, sts, _ = clf.processor.process(item)
+        where = f"{item.input_file}{' ' + item.locator if item.locator else ''}"
+        art, sts, rejects = clf.processor.process(item)
         bar.update()
+        if art["article_id"] in seen:  # the same record twice (e.g. two identical zip members): labelled once
+            yield None, [], f"{where}: the same article as {seen[art['article_id']]}; labelled once"
+            continue
+        seen[art["article_id"]] = where
         if not sts:
-            yield None, [], f"{item.input_file}{' ' + item.locator if item.locator else ''}: no Arabic statement found (empty or non-Arabic text)"
+            yield None, [], f"{where}: no Arabic statement found ({why_empty(rejects, clf.processor.cfg)})"
             continue
         pending.append((art, sts))
         if sum(len(s) for _, s in pending) >= chunk * clf.batch_size // 8:

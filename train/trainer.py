@@ -24,6 +24,7 @@ import yaml
 from nabra.config import ConfigError, TrainConfig
 from nabra.data.dataset import dataset_manifest, load_split
 from nabra.io import git_commit, versions, write_atomic, write_json
+from nabra.train.model_dir import save_pipeline
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
 
 
@@ -308,6 +309,24 @@ def save_model(model, tok, pre: Preprocessor, out: Path) -> None:
                                          for t in model.config.tasks})
 
 
+def pipeline_record(cfg: TrainConfig, dataset_dir, data: dict) -> tuple[dict, int, dict]:
+    """(corpus config, max_length, training data facts) for nabra_pipeline.json: from the dataset's
+    manifest, which carries its corpus's config; a dataset without one (benchmarks) gets the defaults."""
+    from nabra.config import load_corpus_config
+    from nabra.data.ingest import file_sha256
+    from nabra.paths import sample_dir
+
+    man = dataset_manifest(dataset_dir)
+    corpus = man.get("corpus_config") or load_corpus_config().model_dump()
+    sample = file_sha256(sample_dir() / "articles.jsonl")
+    facts = {"label_source": man.get("label_source"), "corpus_inputs": man.get("corpus_inputs"),
+             "embedded_sample": sample in (man.get("corpus_input_sha256") or []),
+             "corpus_config_from": "dataset manifest" if man.get("corpus_config") else "nabra defaults",
+             "dataset_content_hash": man.get("content_hash"), "train_statements": len(data["train"]),
+             "dev_statements": len(data["dev"])}
+    return corpus, cfg.model.max_length, facts
+
+
 def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool = False, callbacks=None,
         log=print) -> dict:
     """Trains and writes RUN_DIR (see module docstring); returns the best model's dev metrics."""
@@ -327,7 +346,20 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
         raise ConfigError(f"{run_dir} already holds a finished run; choose another --out or use --resume")
     if not resume and ckpts.exists() and any(ckpts.glob("checkpoint-*")):
         raise ConfigError(f"{run_dir} holds checkpoints of an unfinished run: continue it with --resume {run_dir}")
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(cfg, dataset_dir, run_dir, resume, callbacks, log)
+    except BaseException:
+        # a run that failed before its first checkpoint leaves nothing behind (no empty --out folder)
+        if created and not any(run_dir.glob("checkpoints/checkpoint-*")):
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, log) -> dict:
     data, label_lists = load_data(cfg, dataset_dir)
     model, tok, pre = make_model(cfg, label_lists, data["train"], run_dir / "tokenizer")
     if not resume:
@@ -354,6 +386,7 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
     metrics["global_step"] = trainer.state.global_step
     if trainer.is_world_process_zero():
         save_model(trainer.model, tok, pre, run_dir / "model")
+        save_pipeline(run_dir / "model", *pipeline_record(cfg, dataset_dir, data))
         write_json(run_dir / "dev_metrics.json", metrics)
     return metrics
 

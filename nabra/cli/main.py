@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+from nabra.errors import UserError  # noqa: F401 - subcommands raise it as nabra.cli.main.UserError
 
 # subcommand -> module; the order is the pipeline's order in `nabra --help`.
 COMMANDS = {
     "demo": "nabra.cli.demo",
+    "data": "nabra.cli.data",
     "corpus": "nabra.cli.corpus",
     "label": "nabra.cli.label",
     "annotate": "nabra.cli.annotate",
@@ -29,8 +33,16 @@ COMMANDS = {
 }
 
 
-class UserError(Exception):
-    """An error the user can fix; printed without a traceback."""
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1 (so `--batch-size 0` is refused before any model loads)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,13 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
 def quiet_libraries() -> None:
     """Library chatter (deprecations inside torch/transformers, progress of the ONNX exporter) is
     hidden unless NABRA_VERBOSE=1; nabra's own messages and real errors still show."""
-    import os
     import warnings
 
     if os.environ.get("NABRA_VERBOSE"):
         return
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # per-file bars of transformers ("Loading weights", "Writing model shards") and datasets; the
+    # Trainer's own bar stays
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     for mod in ("torch", "transformers", "onnxscript", "onnxruntime", "sklearn", "datasets", "accelerate"):
         warnings.filterwarnings("ignore", module=mod)
 
@@ -70,6 +85,21 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ConfigError, FileNotFoundError, MissingModelError) as e:
         print(f"nabra {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`nabra predict ... | head`): stop quietly, as `cat` does. stdout is
+        # pointed at devnull so that the interpreter's final flush does not raise the same error again.
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real stream (a test's capture): nothing will be flushed to a closed pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
+import tempfile
+from pathlib import Path
+
+from nabra.cli.main import positive_int
 
 
 def register(sub) -> None:
@@ -12,24 +17,65 @@ def register(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("--format", default="table", choices=["table", "jsonl", "csv"])
     p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
-    p.add_argument("--onnx-file", default=None, help="model.onnx (default) or model.int8.onnx")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--out", default="-", help="output file (default: stdout)")
+    p.add_argument("--onnx-file", default=None, help="with --backend onnx: model.onnx (default) or model.int8.onnx")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--out", default="-", help="output file (default: stdout); written atomically")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any input had a problem (the rest is still labelled)")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def check_options(args) -> None:
+    """Everything that can be checked without the model, checked before it loads (seconds, not a traceback)."""
     from nabra.cli.main import UserError
-    from nabra.train.predict import ModelDirError, StanceClassifier, predict_inputs
+    from nabra.data.ingest import expand_inputs
 
+    if args.onnx_file and args.backend != "onnx":
+        raise UserError("--onnx-file needs --backend onnx")
+    if args.out != "-":
+        parent = Path(args.out).resolve().parent
+        if not parent.is_dir():
+            raise UserError(f"--out {args.out}: folder {parent} does not exist")
+        if Path(args.out).is_dir():
+            raise UserError(f"--out {args.out}: is a folder; give a file name")
+    files, problems = expand_inputs(args.inputs)
+    if not files:
+        raise UserError("no input to label: " + "; ".join(str(p) for p in problems))
+
+
+def run(args) -> int:
+    from nabra.train.predict import StanceClassifier
+
+    check_options(args)
     kw = {"batch_size": args.batch_size}
     if args.onnx_file:
         kw["onnx_file"] = args.onnx_file
-    try:
-        clf = StanceClassifier.from_pretrained(args.model, backend=args.backend, **kw)
-    except ModelDirError as e:
-        raise UserError(str(e)) from None
-    fh = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8", newline="")
+    clf = StanceClassifier.from_pretrained(args.model, backend=args.backend, **kw)
+    if args.out == "-":
+        n_rows, n_art, problems = write_rows(clf, args, sys.stdout)
+    else:
+        # a temp file beside --out, renamed when complete: a failed run never leaves half a file
+        out = Path(args.out)
+        fd, tmp = tempfile.mkstemp(dir=out.resolve().parent, prefix=f".{out.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                n_rows, n_art, problems = write_rows(clf, args, fh)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, out)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    print(f"{n_rows} statements in {n_art} article(s) labelled; {len(problems)} input problem(s)", file=sys.stderr)
+    if n_art == 0:
+        return 1
+    if problems and args.strict:
+        print(f"--strict: {len(problems)} input problem(s), see warnings above", file=sys.stderr)
+        return 1
+    return 0
+
+
+def write_rows(clf, args, fh) -> tuple[int, int, list[str]]:
+    from nabra.train.predict import predict_inputs
+
     tasks = list(clf.tasks)
     writer = None
     n_rows = n_art = 0
@@ -46,7 +92,7 @@ def run(args) -> int:
         for r in rows:
             n_rows += 1
             if args.format == "jsonl":
-                fh.write(json.dumps({k: v for k, v in r.items()}, ensure_ascii=False) + "\n")
+                fh.write(json.dumps({"input_file": art["input_file"], **r}, ensure_ascii=False) + "\n")
             elif args.format == "csv":
                 flat = {"input_file": art["input_file"], "article_id": r["article_id"], "statement_id": r["statement_id"],
                         "start": r["start"], "end": r["end"], "text": r["text"],
@@ -59,10 +105,7 @@ def run(args) -> int:
                 labs = "  ".join(_cell(r, t) for t in tasks)
                 text = r["text"] if len(r["text"]) <= 90 else r["text"][:87] + "..."
                 fh.write(f"{r['start']:>6} {r['end']:>6}  {labs}  {text}\n")
-    if fh is not sys.stdout:
-        fh.close()
-    print(f"{n_rows} statements in {n_art} article(s) labelled; {len(problems)} input problem(s)", file=sys.stderr)
-    return 1 if n_art == 0 else 0
+    return n_rows, n_art, problems
 
 
 def _cell(row: dict, task: str) -> str:

@@ -1,0 +1,1 @@
+"""Default configs shipped with nabra (see nabra/paths.py); edit a copy and pass it with --config."""

@@ -1,0 +1,218 @@
+"""Damaged and odd inputs: each gets a message naming the file and why, the good input beside it is kept,
+and nothing ends in a traceback (issue 11, part 3)."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import zipfile
+import zlib
+
+import pandas as pd
+import pytest
+
+from conftest import REPO_ROOT, SAMPLE, cli
+from nabra.data.corpus import load_corpus
+
+BODY = ("أكد وزير الخارجية في مؤتمر صحفي عقده اليوم أن المملكة تدعم كل الجهود الرامية إلى إحلال السلام في "
+        "المنطقة رقم {i}. وأضاف الوزير أن المباحثات مع الجانب الآخر كانت بناءة ومثمرة في الجولة {i}.")
+
+
+def _records(tag: str, n: int = 30) -> bytes:
+    recs = [{"source": "test", "url": f"http://x/{tag}/{i}", "title": f"{tag} {i}", "content": BODY.format(i=i)}
+            for i in range(n)]
+    return json.dumps(recs, ensure_ascii=False).encode("utf-8")
+
+
+def damaged_zip(path) -> None:
+    """A zip whose directory reads but whose member a.json has damaged deflate data (zlib.error)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("a.json", _records("a"))
+        z.writestr("b.json", _records("b"))
+    raw = bytearray(buf.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(raw))).getinfo("a.json")
+    start = info.header_offset + 30 + len(info.filename)
+    for k in range(8):
+        raw[start + 40 + k] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(zlib.error):  # the case of the issue: "invalid distance too far back" and kin
+        zipfile.ZipFile(path).read("a.json")
+
+
+def test_damaged_zip_member_is_rejected_by_name_and_the_rest_built(tmp_path, capsys):
+    damaged_zip(tmp_path / "day.zip")
+    assert cli("corpus", "build", "--input", tmp_path / "day.zip", "--out", tmp_path / "c", "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert "day.zip!a.json: corrupt zip member" in err
+    st, ar, man = load_corpus(tmp_path / "c")
+    assert len(ar) == 30 and set(ar.title.str.split().str[0]) == {"b"}
+    rejects = [json.loads(l) for l in (tmp_path / "c/rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert any(r["kind"] == "input" and r["input_file"].endswith("day.zip!a.json") for r in rejects)
+
+
+def test_damaged_zip_member_in_predict_keeps_the_good_member(sample_run, tmp_path, capsys):
+    damaged_zip(tmp_path / "day.zip")
+    assert cli("predict", sample_run, tmp_path / "day.zip", "--format", "jsonl") == 0
+    out, err = capsys.readouterr()
+    rows = [json.loads(l) for l in out.splitlines()]
+    assert len(rows) == 60 and {r["input_file"] for r in rows} == {f"{tmp_path / 'day.zip'}!b.json"}
+    assert "day.zip!a.json: corrupt zip member" in err
+    assert cli("predict", sample_run, tmp_path / "day.zip", "--format", "jsonl", "--strict") == 1
+
+
+def test_binary_file_without_nul_bytes_is_not_text(tmp_path, capsys):
+    rnd = random.Random(0)
+    (tmp_path / "blob.txt").write_bytes(bytes(rnd.randrange(1, 256) for _ in range(6000)))
+    (tmp_path / "good.txt").write_text(BODY.format(i=1), encoding="utf-8")
+    assert cli("corpus", "build", "--input", tmp_path / "blob.txt", tmp_path / "good.txt", "--out", tmp_path / "c",
+               "--no-progress") == 0
+    assert "blob.txt: binary data, not text" in capsys.readouterr().err
+    st, ar, _ = load_corpus(tmp_path / "c")
+    assert list(ar.input_file) == [str(tmp_path / "good.txt")] and len(st) == 2
+
+
+def test_all_english_input_names_the_file_and_why(sample_run, tmp_path, capsys):
+    f = tmp_path / "english.txt"
+    f.write_text("The minister said on Monday that talks were constructive. Both sides will meet again next week.",
+                 encoding="utf-8")
+    assert cli("corpus", "build", "--input", f, "--out", tmp_path / "c", "--no-progress") == 2
+    err = capsys.readouterr().err
+    assert f"{f}: all 2 sentence(s) rejected: 2 not Arabic" in err and "Traceback" not in err
+    assert not (tmp_path / "c").exists()
+    assert cli("predict", sample_run, f) == 1
+    assert f"{f}: no Arabic statement found (all 2 sentence(s) rejected: 2 not Arabic" in capsys.readouterr().err
+
+
+def test_html_menus_and_copyright_inside_p_are_furniture(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text(
+        "<html><head><title>خبر</title></head><body><p>الرئيسية | محليات | اقتصاد | رياضة | اتصل بنا</p><article>"
+        f"<p>{BODY.format(i=1)}</p></article><p>جميع الحقوق محفوظة لصحيفة الخبر 2015</p></body></html>",
+        encoding="utf-8")
+    assert cli("corpus", "build", "--input", page, "--out", tmp_path / "c", "--no-progress") == 0
+    st, _, _ = load_corpus(tmp_path / "c")
+    assert len(st) == 2 and not st.text.str.contains("الرئيسية|الحقوق").any()
+    rejects = (tmp_path / "c/rejects.jsonl").read_text(encoding="utf-8")
+    assert "الرئيسية | محليات" in rejects and "جميع الحقوق محفوظة" in rejects
+
+
+def test_peak_memory_is_the_largest_process_not_the_sum(monkeypatch):
+    from nabra.data import corpus
+
+    class Usage:
+        def __init__(self, kb):
+            self.ru_maxrss = kb
+
+    monkeypatch.setattr(corpus.resource, "getrusage",
+                        lambda who: Usage(300 * 1024 if who == corpus.resource.RUSAGE_SELF else 240 * 1024))
+    assert corpus._peak_rss_mb() == 300.0
+
+
+def test_unknown_override_names_the_override(tmp_path, capsys):
+    assert cli("corpus", "build", "--input", SAMPLE / "articles.jsonl", "--out", tmp_path / "c",
+               "--set", "no.such.key=1") == 2
+    err = capsys.readouterr().err
+    assert "--set no.such.key=1: unknown key 'no.such.key'" in err and "corpus.yaml" not in err
+
+
+def test_failed_train_leaves_no_output_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli("train", "--config", REPO_ROOT / "configs/train/tiny.yaml", "--data", tmp_path / "nodata",
+               "--out", out) == 2
+    assert "not a dataset" in capsys.readouterr().err
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- predict
+def test_predict_strict_and_input_file_in_jsonl(sample_run, tmp_path, capsys):
+    art = SAMPLE / "article.txt"
+    assert cli("predict", sample_run, art, tmp_path / "missing.txt", "--format", "jsonl") == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert rows and all(r["input_file"] == str(art) for r in rows)
+    assert cli("predict", sample_run, art, tmp_path / "missing.txt", "--strict") == 1
+    assert "missing.txt: no such file or folder" in capsys.readouterr().err
+
+
+def test_identical_zip_members_give_no_duplicate_statement_ids(sample_run, tmp_path, capsys):
+    import warnings
+
+    z = tmp_path / "dup.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name: that is the point
+        with zipfile.ZipFile(z, "w") as zf:
+            zf.writestr("a.json", _records("a", 3))
+            zf.writestr("copy.json", _records("a", 3))
+            zf.writestr("a.json", _records("a", 3))
+    assert cli("predict", sample_run, z, "--format", "jsonl") == 0
+    out, err = capsys.readouterr()
+    ids = [json.loads(l)["statement_id"] for l in out.splitlines()]
+    assert len(ids) == 6 and len(set(ids)) == len(ids)
+    assert "the same article as" in err
+
+
+def test_predict_options_are_checked_before_the_model_loads(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:  # argparse's own exit, with the option named
+        cli("predict", tmp_path / "no-model", SAMPLE / "article.txt", "--batch-size", "0")
+    assert e.value.code == 2 and "--batch-size: must be >= 1, got 0" in capsys.readouterr().err
+    assert cli("predict", tmp_path / "no-model", tmp_path / "none.txt") == 2
+    assert "no input to label: " in capsys.readouterr().err
+
+
+def test_predict_into_a_closed_pipe_exits_quietly(sample_run):
+    """`nabra predict ... | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    code = "import sys; from nabra.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "predict", str(sample_run), str(SAMPLE / "articles.jsonl"),
+                             "--format", "jsonl"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "NABRA_VERBOSE": ""})
+    proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does after its line
+    err = proc.stderr.read().decode("utf-8", "replace")
+    assert proc.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err
+
+
+# ----------------------------------------------------------------------------- annotate import
+def _csv_rows(sample_corpus, n=3) -> list[dict]:
+    st = pd.read_parquet(sample_corpus / "statements.parquet").head(n)
+    return [{"statement_id": s, "text": t, "stance": "neutral", "sentiment": "neutral"}
+            for s, t in zip(st.statement_id, st.text)]
+
+
+def _write_csv(path, rows, encoding):
+    import csv
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    path.write_bytes(buf.getvalue().encode(encoding))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "cp1256"])
+def test_annotate_import_reads_bom_and_windows_1256_csv(sample_corpus, tmp_path, capsys, encoding):
+    rows = _csv_rows(sample_corpus)
+    _write_csv(tmp_path / "batch.csv", rows, encoding)
+    out = tmp_path / "gold_new.jsonl"
+    assert cli("annotate", "import", tmp_path / "batch.csv", "--corpus", sample_corpus, "--out", out) == 0, \
+        capsys.readouterr().err
+    recs = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["statement_id"] for r in recs) == sorted(r["statement_id"] for r in rows)
+
+
+def test_annotate_import_bad_pass_is_a_message_and_good_records_stay(sample_corpus, tmp_path, capsys):
+    rows = _csv_rows(sample_corpus)
+    items = [{**r, "pass": p} for r, p in zip(rows, ["abc", 2, "final"])]
+    (tmp_path / "batch.json").write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "gold_new.jsonl"
+    assert cli("annotate", "import", tmp_path / "batch.json", "--corpus", sample_corpus, "--out", out) == 1
+    err = capsys.readouterr().err
+    assert f"({rows[0]['statement_id']}): pass must be 1, 2 or \"final\", got 'abc'" in err
+    recs = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
+    assert sorted(str(r["pass"]) for r in recs) == ["2", "final"]
+    with pytest.raises(SystemExit) as e:
+        cli("annotate", "import", tmp_path / "batch.json", "--corpus", sample_corpus, "--out", out, "--pass", "x")
+    assert e.value.code == 2 and "argument --pass: invalid choice: 'x'" in capsys.readouterr().err

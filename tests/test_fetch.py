@@ -1,0 +1,49 @@
+"""`nabra data fetch saudinewsnet`: checked against the committed sha256 list; offline it says what to do."""
+from __future__ import annotations
+
+from conftest import cli, need_shared
+from nabra.data import fetch
+
+
+def test_manifest_lists_the_16_zips():
+    m = fetch.manifest()
+    assert len(m) == 16 and all(n.startswith("2015-") and n.endswith(".zip") and len(h) == 64 for n, h in m.items())
+
+
+def test_fetch_from_a_local_copy_checks_every_file(tmp_path, capsys):
+    src = need_shared("data", "saudinewsnet")
+    out = tmp_path / "snn"
+    assert cli("data", "fetch", "saudinewsnet", "--from", src, "--out", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(fetch.manifest())
+    assert cli("data", "fetch", "saudinewsnet", "--from", src, "--out", out) == 0
+    assert "all 16 files already in" in capsys.readouterr().out
+
+
+def test_a_file_that_does_not_match_its_sha256_is_not_written(tmp_path, capsys):
+    src = tmp_path / "copy"
+    src.mkdir()
+    for name in fetch.manifest():
+        (src / name).write_bytes(b"not the published zip")
+    out = tmp_path / "snn"
+    assert cli("data", "fetch", "saudinewsnet", "--from", src, "--out", out) == 2
+    err = capsys.readouterr().err
+    first = sorted(fetch.manifest())[0]
+    assert f"{src / first}: sha256 " in err and "does not match the committed" in err
+    assert list(out.iterdir()) == []  # no partial file left behind
+
+
+def test_a_local_copy_missing_files_names_them(tmp_path, capsys):
+    (tmp_path / "copy").mkdir()
+    assert cli("data", "fetch", "saudinewsnet", "--from", tmp_path / "copy", "--out", tmp_path / "snn") == 2
+    err = capsys.readouterr().err
+    assert "lacks 16 of the 16 SaudiNewsNet files: 2015-07-21.zip" in err
+
+
+def test_offline_says_what_to_download_and_where(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fetch, "RAW_URL", "http://127.0.0.1:9/{name}")  # nothing listens there
+    out = tmp_path / "snn"
+    assert cli("data", "fetch", "saudinewsnet", "--out", out, "--timeout", "5") == 2
+    err = capsys.readouterr().err
+    assert f"Download these 16 file(s) from {fetch.BROWSE_URL}" in err and f"put them in {out}/" in err
+    assert "--from THAT_FOLDER" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []

@@ -1,0 +1,150 @@
+"""The model folder is the contract (issue 11, part 2): it carries what prediction needs, is checked file
+by file before loading, exports load each model once, the card tells the truth, baselines are no pickles."""
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+
+import pytest
+import yaml
+
+from conftest import SAMPLE, cli
+from nabra.config import CorpusConfig
+from nabra.paths import config_file
+
+
+@pytest.fixture(scope="module")
+def exported(sample_run, sample_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export11") / "model"
+    assert cli("export", "--model", sample_run, "--out", out, "--data", sample_dataset, "--split", "test") == 0
+    return out
+
+
+def _predict_rows(model, capsys, *extra) -> list[dict]:
+    capsys.readouterr()
+    assert cli("predict", model, SAMPLE / "articles.jsonl", "--format", "jsonl", *extra) == 0
+    return [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+
+
+def test_editing_the_repo_corpus_config_does_not_change_an_old_models_predictions(sample_run, tmp_path,
+                                                                                   monkeypatch, capsys):
+    before = _predict_rows(sample_run, capsys)
+    edited = yaml.safe_load(config_file("corpus.yaml").read_text(encoding="utf-8"))
+    edited.update(min_words=12, abbreviations=[])
+    edited["furniture"]["drop_line"] = edited["furniture"]["drop_line"] + ["وزير"]
+    (tmp_path / "corpus.yaml").write_text(yaml.safe_dump(edited, allow_unicode=True), encoding="utf-8")
+    real = config_file
+    monkeypatch.setattr("nabra.config.config_file",
+                        lambda rel: tmp_path / "corpus.yaml" if rel == "corpus.yaml" else real(rel))
+    from nabra.config import load_corpus_config
+
+    assert load_corpus_config().min_words == 12  # the edit is what the repo's default now says
+    assert _predict_rows(sample_run, capsys) == before
+
+
+def test_model_folder_records_corpus_config_max_length_and_training_data(sample_run, sample_corpus):
+    pipe = json.loads((sample_run / "model/nabra_pipeline.json").read_text(encoding="utf-8"))
+    corpus_cfg = json.loads((sample_corpus / "manifest.json").read_text(encoding="utf-8"))["config"]
+    assert CorpusConfig.model_validate(pipe["corpus_config"]) == CorpusConfig.model_validate(corpus_cfg)
+    run_cfg = yaml.safe_load((sample_run / "config.yaml").read_text(encoding="utf-8"))
+    assert pipe["max_length"] == run_cfg["model"]["max_length"]
+    assert pipe["training_data"]["label_source"] == "weak" and pipe["training_data"]["embedded_sample"] is True
+    from nabra import StanceClassifier
+
+    assert StanceClassifier.from_pretrained(sample_run).max_length == run_cfg["model"]["max_length"]
+
+
+def _copy_model(sample_run, tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(sample_run / "model", d)
+    return d
+
+
+def test_truncated_safetensors_is_named(sample_run, tmp_path, capsys):
+    d = _copy_model(sample_run, tmp_path)
+    f = d / "model.safetensors"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    assert cli("predict", d, SAMPLE / "article.txt") == 2
+    err = capsys.readouterr().err
+    assert f"{f}: truncated safetensors file" in err and "Traceback" not in err
+
+
+def test_broken_config_json_is_named(sample_run, tmp_path, capsys):
+    d = _copy_model(sample_run, tmp_path)
+    (d / "config.json").write_text((d / "config.json").read_text()[:-40], encoding="utf-8")
+    assert cli("predict", d, SAMPLE / "article.txt") == 2
+    assert f"{d / 'config.json'}: broken JSON" in capsys.readouterr().err
+
+
+def test_truncated_onnx_is_named(exported, tmp_path, capsys):
+    d = tmp_path / "e"
+    shutil.copytree(exported, d)
+    f = d / "model.int8.onnx"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
+    assert cli("predict", d, SAMPLE / "article.txt", "--backend", "onnx", "--onnx-file", "model.int8.onnx") == 2
+    err = capsys.readouterr().err
+    assert f"{f}: not a loadable ONNX model" in err and "Traceback" not in err
+
+
+def test_export_carries_the_pipeline_and_predicts_like_the_run(sample_run, exported, capsys):
+    assert (exported / "nabra_pipeline.json").read_text() == (sample_run / "model/nabra_pipeline.json").read_text()
+    want = [(r["statement_id"], r["stance"]) for r in _predict_rows(sample_run, capsys)]
+    got = [(r["statement_id"], r["stance"]) for r in _predict_rows(exported, capsys, "--backend", "onnx")]
+    assert got == want
+
+
+def test_export_loads_each_model_once(sample_run, sample_dataset, tmp_path, monkeypatch):
+    from nabra.train.model import NabraModel
+    from nabra.train.predict import StanceClassifier
+
+    torch_loads, classifiers = [], []
+    real_load, real_init = NabraModel.from_pretrained.__func__, StanceClassifier.__init__
+
+    def count_load(cls, *a, **kw):
+        torch_loads.append(a[0])
+        return real_load(cls, *a, **kw)
+
+    def count_init(self, directory, backend="torch", onnx_file="model.onnx", **kw):
+        classifiers.append(backend if backend == "torch" else onnx_file)
+        real_init(self, directory, backend, onnx_file, **kw)
+
+    monkeypatch.setattr(NabraModel, "from_pretrained", classmethod(count_load))
+    monkeypatch.setattr(StanceClassifier, "__init__", count_init)
+    assert cli("export", "--model", sample_run, "--out", tmp_path / "x", "--data", sample_dataset) == 0
+    assert len(torch_loads) == 1  # seven before: each step loaded its own copy
+    assert sorted(classifiers) == ["model.int8.onnx", "model.onnx", "torch"]
+
+
+def test_model_card_describes_the_data_really_trained_on(exported):
+    card = (exported / "README.md").read_text(encoding="utf-8")
+    assert "example.org" not in card and "SaudiNewsNet" not in card
+    assert "embedded sample" in card and "weak labels" in card and "not human annotations" in card
+
+
+# ----------------------------------------------------------------------------- baselines
+def test_baselines_are_saved_without_pickle_and_load_back(sample_dataset, sample_run, tmp_path):
+    assert cli("baseline", "--data", sample_dataset, "--out", tmp_path / "b") == 0
+    names = sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert not [n for n in names if n.endswith((".joblib", ".pkl"))] and any(n.endswith(".skops") for n in names)
+    assert cli("evaluate", "--model", sample_run, "--data", sample_dataset, "--baselines", tmp_path / "b",
+               "--bootstrap", "20", "--out", tmp_path / "r") == 0
+
+
+class _Boom:
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (str(_Boom.target),))
+
+
+def test_a_pickle_in_a_baselines_folder_is_never_loaded(sample_dataset, sample_run, tmp_path, capsys):
+    assert cli("baseline", "--data", sample_dataset, "--out", tmp_path / "b") == 0
+    skops_file = next((tmp_path / "b").glob("stance.*.skops"))
+    skops_file.unlink()
+    _Boom.target = tmp_path / "pwned"
+    skops_file.with_suffix(".joblib").write_bytes(pickle.dumps(_Boom()))
+    assert cli("evaluate", "--model", sample_run, "--data", sample_dataset, "--baselines", tmp_path / "b",
+               "--bootstrap", "20", "--out", tmp_path / "r") == 2
+    assert "a pickle from an older nabra, which is never loaded" in capsys.readouterr().err
+    assert not _Boom.target.exists()

@@ -70,6 +70,17 @@ def _train_flops(cfg, batch_tokens: int, seq: int, batch: int) -> float:
     return 6 * params * batch_tokens + 3 * 4 * L * h * seq * seq * batch
 
 
+def length_grouped(lengths: list[int], batch_size: int, rng) -> list[np.ndarray]:
+    """Batches as the Trainer's length-grouped sampler makes them: sorted within megabatches of 50 batches."""
+    mega, n, batches = 50 * batch_size, len(lengths), []
+    for m0 in range(0, n, mega):
+        part = np.arange(m0, min(m0 + mega, n))
+        part = part[np.argsort([-lengths[i] for i in part], kind="stable")]
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: int = 16, seed: int = 0,
                 tokenizer_texts: list[str] | None = None, log=print) -> dict:
     """statements/s of training steps (forward, backward, AdamW) with dynamic padding and length-grouped
@@ -116,14 +127,8 @@ def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: in
     res["nabra_precision"] = nabra_precision
     modes = ["static128", "dynamic"] + (["dynamic_bf16"] if cpu_bf16() else [])
     for mode in modes:
-        if mode != "static128":  # length-grouped like the Trainer's sampler: sorted within megabatches of 50 batches
-            mega = 50 * batch_size
-            batches = []
-            for m0 in range(0, n_needed, mega):
-                part = np.arange(m0, min(m0 + mega, n_needed))
-                part = part[np.argsort([-lengths[i] for i in part], kind="stable")]
-                batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
-            rng.shuffle(batches)
+        if mode != "static128":
+            batches = length_grouped(lengths, batch_size, rng)
         else:
             batches = [np.arange(i, i + batch_size) for i in range(0, n_needed, batch_size)]
         flops, t_total = 0.0, 0.0
@@ -167,17 +172,78 @@ def bench_train(texts: list[str], geometry: str, steps: int = 20, batch_size: in
     return res
 
 
+# ----------------------------------------------------------------------------- a pretrained encoder folder
+def bench_encoder(encoder: str | Path, texts: list[str], work: Path, steps: int = 12, batch_size: int = 16,
+                  prefix: str = "passage: ", n_predict: int = 500, seed: int = 0, log=print) -> dict:
+    """One encoder folder (e.g. `nabra encoder import` before and after `prune`) under nabra's multi-task
+    model with mean pooling: checkpoint size, training statements/s with the word embeddings trained and
+    frozen (length-grouped dynamic padding, fused AdamW as the Trainer), then PyTorch / ONNX fp32 / int8
+    prediction statements/s and the int8 file size (bench_predict)."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from nabra.train.model import NabraModel
+    from nabra.train.text import Preprocessor
+
+    name = Path(encoder).name
+    tok = AutoTokenizer.from_pretrained(encoder)
+    tok.model_max_length = 128
+    rng = np.random.default_rng(seed)
+    chosen = [prefix + texts[i] for i in rng.choice(len(texts), size=steps * batch_size, replace=False)]
+    lengths = [len(x) for x in tok(chosen, truncation=True, max_length=128)["input_ids"]]
+    res = {"encoder": str(encoder), "steps": steps, "batch_size": batch_size}
+    for frozen in (False, True):
+        torch.manual_seed(seed)
+        model = NabraModel.from_encoder(str(encoder), BENCH_TASKS, pooling="mean").train()
+        model.encoder.get_input_embeddings().weight.requires_grad_(not frozen)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5, fused=True)
+        t_total, n = 0.0, 0
+        for b, bi in enumerate(length_grouped(lengths, batch_size, rng)):
+            enc = tok([chosen[i] for i in bi], padding=True, truncation=True, max_length=128, return_tensors="pt")
+            t = time.perf_counter()
+            out = model(**enc, labels_stance=torch.randint(0, 6, (len(bi),)), labels_sentiment=torch.randint(0, 3, (len(bi),)))
+            out.loss.backward()
+            opt.step()
+            opt.zero_grad()
+            if b > 0:  # first step warms up allocators
+                t_total += time.perf_counter() - t
+                n += len(bi)
+        res["train_st_per_s_" + ("frozen_embeddings" if frozen else "all_weights")] = round(n / t_total, 2)
+    res["parameters_m"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
+    res["embedding_rows"] = model.encoder.get_input_embeddings().num_embeddings
+    save_bench_model(model, tok, Preprocessor("none", prefix=prefix), work / f"model_{name}")
+    res["checkpoint_mb"] = round((work / f"model_{name}" / "model.safetensors").stat().st_size / 2**20, 1)
+    log(_line(f"train {name}", **{"params M": res["parameters_m"], "rows": res["embedding_rows"],
+                                  "checkpoint MB": res["checkpoint_mb"],
+                                  "st/s all weights": res["train_st_per_s_all_weights"],
+                                  "st/s frozen embeddings": res["train_st_per_s_frozen_embeddings"]}))
+    res["predict"] = bench_predict(work / f"model_{name}", texts[:n_predict], work, name, log=log)
+    res["int8_mb"] = round((work / f"export_{name}" / "model.int8.onnx").stat().st_size / 2**20, 1)
+    res["onnx_mb"] = round((work / f"export_{name}" / "model.onnx").stat().st_size / 2**20, 1)
+    log(_line(f"size {name}", **{"checkpoint MB": res["checkpoint_mb"], "onnx MB": res["onnx_mb"], "int8 MB": res["int8_mb"]}))
+    return res
+
+
 # ----------------------------------------------------------------------------- inference
 def base_model_dir(texts: list[str], out: Path) -> Path:
     """A BERT-base sized nabra model (random weights) with a corpus tokenizer, saved like a run's model."""
     from nabra.train.model import NabraModel
     from nabra.train.text import Preprocessor, train_wordpiece
-    from nabra.train.trainer import save_model
 
     tok = train_wordpiece(texts, BASE_VOCAB, 128)
     model = NabraModel.from_encoder_config(base_bert_config(len(tok)), BENCH_TASKS)
-    save_model(model, tok, Preprocessor("none"), out)
+    save_bench_model(model, tok, Preprocessor("none"), out)
     return out
+
+
+def save_bench_model(model, tok, pre, out: Path) -> None:
+    """A random-head model saved like a run's model (with the default corpus config and max length 128)."""
+    from nabra.config import load_corpus_config
+    from nabra.train.model_dir import save_pipeline
+    from nabra.train.trainer import save_model
+
+    save_model(model, tok, pre, out)
+    save_pipeline(out, load_corpus_config().model_dump(), 128, {"source": "nabra bench: random heads, no training data"})
 
 
 def bench_predict(model_dir: str | Path, texts: list[str], work: Path, name: str, threads: int = 2,

@@ -20,6 +20,14 @@ def register(sub) -> None:
                    help="steps per mode (default 50: one megabatch of the Trainer's length-grouped sampler)")
     t.add_argument("--json", help="also write the figures here")
     t.set_defaults(func=run_train)
+    e = s.add_parser("encoder", help="pretrained encoder folders (e.g. before/after `nabra encoder prune`): sizes, "
+                                     "training st/s with embeddings trained vs frozen, PyTorch/ONNX/int8 st/s")
+    e.add_argument("--encoder", nargs="+", required=True, help="encoder folders")
+    e.add_argument("--corpus", required=True, help="corpus whose statements are used")
+    e.add_argument("--steps", type=int, default=12, help="training steps per setting")
+    e.add_argument("--n", type=int, default=500, help="statements labelled per prediction backend")
+    e.add_argument("--json", help="also write the figures here")
+    e.set_defaults(func=run_encoder)
     r = s.add_parser("predict", help="statements/s of PyTorch fp32, ONNX fp32 and ONNX int8")
     r.add_argument("--model", required=True, help="a run directory (the tiny model)")
     r.add_argument("--corpus", required=True, help="corpus whose statements are labelled")
@@ -54,6 +62,17 @@ def run_train(args) -> int:
     tok_texts = _texts(args.corpus, 100000, seed=1)  # the tokenizer learns from more text than the batches use
     res = [bench_train(texts, g, steps=args.steps or 50, tokenizer_texts=tok_texts)
            for g in args.geometry]
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return 0
+
+
+def run_encoder(args) -> int:
+    from nabra.evaluation.bench import bench_encoder
+
+    texts = _texts(args.corpus, 5000)
+    work = Path(tempfile.mkdtemp(prefix="nabra-bench-"))
+    res = [bench_encoder(e, texts, work, steps=args.steps, n_predict=args.n) for e in args.encoder]
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

@@ -13,6 +13,9 @@ def register(sub) -> None:
     p.add_argument("--data", help="dataset folder: int8 macro-F1 is checked on its --split")
     p.add_argument("--split", default="test", choices=["dev", "test"], help="split for the int8 F1 check")
     p.add_argument("--report", help="report.json from `nabra evaluate`, for the model card")
+    p.add_argument("--int8-all", action="store_true",
+                   help="quantise every MatMul to int8, the feed-forward outputs too (faster, less accurate; "
+                        "by default they stay fp32)")
     p.set_defaults(func=run)
 
 
@@ -27,7 +30,7 @@ def run(args) -> int:
         df = load_split(args.data, args.split)
     report = json.loads(Path(args.report).read_text(encoding="utf-8")) if args.report else None
     try:
-        info = export_run(args.model, args.out, [f.strip() for f in args.format.split(",") if f.strip()], df, report)
+        info = export_run(args.model, args.out, [f.strip() for f in args.format.split(",") if f.strip()], df, report, fp32_ffn_out=not args.int8_all)
     except ExportError as e:
         raise UserError(str(e)) from None
     for name, mb in info.get("sizes_mb", {}).items():

@@ -80,14 +80,14 @@ class Embedder:
 
     def __init__(self, encoder: str | Path, prefix: str = "", pooling: str = "mean", max_length: int = 128,
                  batch_size: int = 32):
-        from transformers import AutoModel
+        from transformers import AutoModel, AutoTokenizer
 
-        from nabra.train.text import check_model_available, load_tokenizer
+        from nabra.train.text import check_model_available
 
         check_model_available(str(encoder))
         self.encoder, self.prefix, self.pooling, self.max_length = str(encoder), prefix, pooling, max_length
         self.batch_size = batch_size
-        self.tok = load_tokenizer(str(encoder), max_length)
+        self.tok = AutoTokenizer.from_pretrained(str(encoder))  # as pretrained: no tokens added, no resize
         self.model = AutoModel.from_pretrained(str(encoder), add_pooling_layer=False).eval()
         self.cache: dict[str, np.ndarray] = {}
 

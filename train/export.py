@@ -200,7 +200,7 @@ def training_data_lines(data: dict, info: dict) -> list[str]:
     """What the model learnt from, as recorded at training time: where the statements came from and
     whether their labels were gold annotations or the weak labeller's guesses."""
     source = data.get("label_source") or info.get("dataset_label_source")
-    labels = {"gold": "gold labels (human annotations against the project's label spec; see data/DATASET_CARD.md)",
+    labels = {"gold": "gold labels (each statement read against the project's label spec by independent annotators, who were LLM agents, a sample read twice and adjudicated; see data/DATASET_CARD.md)",
               "weak": "weak labels from nabra's cue-lexicon labeller, not human annotations: the model imitates the "
                       "rules, and its scores measure agreement with them, not quality"}.get(source, f"{source} labels")
     n_tr = data.get("train_statements", info.get("train_statements"))
@@ -214,6 +214,25 @@ def _default_texts() -> list[str]:
     return ["أجرى وزير الخارجية اتصالا هاتفيا مع نظيره.", "أدانت الوزارة الهجوم الإرهابي بشدة",
             "حذرت الهيئة المخالفين من عقوبات صارمة تصل إلى السجن والغرامة المالية الكبيرة",
             "بعث الرئيس برقية عزاء", "ارتفع المؤشر 20 نقطة"]
+
+
+def encoder_line(run_dir: Path, config) -> str:
+    """Which pretrained encoder the model was fine-tuned from (the run's config), or that it was built from a config."""
+    import yaml
+
+    cfg = run_dir / "config.yaml"
+    m = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("model", {}) if cfg.exists() else {}
+    enc = config.encoder.get("model_type", "?")
+    pooling = getattr(config, "pooling", "cls")
+    if m.get("name_or_path"):
+        src = Path(m["name_or_path"]) / "nabra_encoder.json"
+        origin = ""
+        if src.exists():
+            e = json.loads(src.read_text(encoding="utf-8"))
+            origin = f" ({e.get('upstream_model')} from the {e.get('source_package')} wheel, {e.get('pieces'):,} pieces)"
+        return (f"Fine-tuned from `{Path(m['name_or_path']).name}`{origin}, a {enc} encoder; {pooling} pooling; "
+                f"input prefix {m.get('input_prefix') or 'none'!r}.")
+    return f"A {enc} encoder built from a config and trained from scratch (no pretrained weights); {pooling} pooling."
 
 
 def model_card(config, src: Path, report: dict | None, data: dict | None = None) -> str:
@@ -236,7 +255,8 @@ def model_card(config, src: Path, report: dict | None, data: dict | None = None)
          "## Labels", ""]
     for t, labels in tasks.items():
         L.append(f"- **{t}**: " + ", ".join(f"`{i}` {l}" for i, l in enumerate(labels)))
-    L += ["", "## Training data", "", *training_data_lines(data, info), ""]
+    L += ["", "## Encoder", "", encoder_line(run_dir, config), ""]
+    L += ["## Training data", "", *training_data_lines(data, info), ""]
     L += ["## Evaluation", ""]
     if report and report.get("tasks"):
         L.append(f"On the `{report['split']}` split ({report['n_statements']} statements), with 95% bootstrap intervals:")

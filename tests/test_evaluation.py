@@ -103,8 +103,21 @@ def test_benchmark_configs_validate():
 def test_tuning_commands_refuse_the_test_split(sample_dataset, tmp_path, capsys):
     assert cli("baseline", "--data", sample_dataset, "--tune-split", "test", "--out", tmp_path / "b") == 2
     assert "refuses the test split" in capsys.readouterr().err
-    with pytest.raises(SystemExit):  # evaluate knows only dev and test; train never reads test
-        cli("evaluate", "--model", "x", "--data", sample_dataset, "--split", "train", "--out", tmp_path / "r")
+
+
+
+def test_training_never_reads_the_test_split(sample_dataset, tmp_path):
+    """Training reads train and dev only: it works on a copy of the dataset without test.parquet."""
+    import shutil
+
+    from nabra.config import load_train_config
+    from nabra.train.trainer import load_data
+
+    ds = tmp_path / "ds"
+    shutil.copytree(sample_dataset, ds)
+    (ds / "test.parquet").unlink()
+    data, _ = load_data(load_train_config(REPO_ROOT / "configs/train/tiny.yaml"), ds)
+    assert set(data) == {"train", "dev"}
 
 
 # ----------------------------------------------------------------------------- reports

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO_ROOT, TINY_FAST, cli
@@ -188,5 +189,10 @@ def test_pretrain_then_train_from_the_checkpoint(sample_corpus, sample_dataset, 
 
     mlm = load_file(tmp_path / "mlm/model.safetensors")
     tuned = load_file(out / "model/model.safetensors")
-    # the classifier started from the pretrained encoder (same vocabulary, same embedding shape)
-    assert tuned["encoder.embeddings.word_embeddings.weight"].shape == mlm["bert.embeddings.word_embeddings.weight"].shape
+    # the classifier started from the pretrained encoder: same shape, and values a few fine-tuning steps
+    # moved only slightly (a freshly initialised encoder of the same shape correlates ~0 with it)
+    a = tuned["encoder.embeddings.word_embeddings.weight"]
+    b = mlm["bert.embeddings.word_embeddings.weight"]
+    assert a.shape == b.shape
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+    assert np.abs(a - b).max() < 0.1

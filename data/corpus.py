@@ -211,9 +211,9 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
     resumed = pl.prepare_work(work, pl._fingerprint([f for f in files if str(f) != "-"], cfg, tasks, partitions))
     if resumed and log:
         log(f"resuming the build in {work}: completed tasks are skipped")
-    pl.run_stages(files, work, cfg, tasks, workers, executor, partitions, quiet=not progress)
+    stage_times = pl.run_stages(files, work, cfg, tasks, workers, executor, partitions, quiet=not progress)
     try:
-        res = pl.assemble(files, work, out, cfg, tasks, partitions, problems, input_records, t0, log)
+        res = pl.assemble(files, work, out, cfg, tasks, partitions, problems, input_records, t0, log, stage_times)
     except BuildError:
         shutil.rmtree(work, ignore_errors=True)  # finished, with nothing to show: nothing to resume
         raise

@@ -7,7 +7,7 @@ skipped when the same build is started again after a kill):
            filter each article (ArticleProcessor, the same code as `nabra predict`), and write the
            block's articles, statements and rejects to WORK/parts/RANK, with, per statement, its
            exact-duplicate key hash and its MinHash signature (rensa, as before), and the LSH band
-           records, sorted and split into P hash partitions.
+           records, split into P hash partitions.
   dedup    (P + 16 x P tasks)  key partitions give exact-duplicate edges (each statement to the first
            of its key); band partitions give near-duplicate edges: statements sharing a band are
            verified with the signatures' Jaccard estimate, as rensa's LSH query + jaccard did.
@@ -149,7 +149,7 @@ class CleanSegment(PipelineStep):
 
 class PartWriter(PipelineStep):
     """Writes one task's part: articles/statements Parquet, rejects, per-article counts, signatures
-    and the sorted, partitioned dedup records (read by the dedup stage)."""
+    and the dedup records, split into the hash partitions the dedup tasks read."""
 
     type = "💽 - WRITER"
     name = "nabra part writer"
@@ -164,6 +164,7 @@ class PartWriter(PipelineStep):
         from nabra.data.corpus import dedup_key
 
         cfg = CorpusConfig.model_validate_json(self.cfg_json)
+        cpu0 = time.process_time()
         part = Path(self.work) / "parts" / f"{rank:05d}"
         if part.exists():
             shutil.rmtree(part)  # a task killed half-way is redone from scratch
@@ -249,21 +250,21 @@ class PartWriter(PipelineStep):
         del keys, bands
         for p in range(P):
             kp = key_arr[key_arr["key"] % np.uint64(P) == p]
-            np.save(part / f"keys_{p:04d}.npy", np.sort(kp, order=["key", "gid"]))
+            np.save(part / f"keys_{p:04d}.npy", kp)
         for bi in range(NUM_BANDS):
             col = band_arr[:, bi]
             for p in range(P):
                 bp = col[col["band"] % np.uint64(P) == p]
-                np.save(part / f"band_{bi:02d}_{p:04d}.npy", np.sort(bp, order=["band", "gid"]))
+                np.save(part / f"band_{bi:02d}_{p:04d}.npy", bp)
         (part / "meta.json").write_text(json.dumps({
-            "articles": n_art, "statements": n_st, "problems": problems, "peak_rss_mb": _peak_rss_mb()}))
+            "articles": n_art, "statements": n_st, "problems": problems, "peak_rss_mb": _peak_rss_mb(),
+            "cpu_s": round(time.process_time() - cpu0, 2)}))
 
 
 # ----------------------------------------------------------------------------- dedup stage
 class DedupEdges(PipelineStep):
     """Task t < P: exact-duplicate edges of key partition t. Task t >= P: near-duplicate edges of
-    bands j, j+4, ... in hash partition p. Reads every part's records of its partition (each part
-    sorted them)."""
+    bands j, j+4, ... in hash partition p. Reads every part's records of its partition only."""
 
     type = "🫂 - DEDUP"
     name = "nabra duplicate edges"
@@ -281,6 +282,7 @@ class DedupEdges(PipelineStep):
         P = self.partitions
         out = Path(self.work) / "edges"
         out.mkdir(parents=True, exist_ok=True)
+        cpu0 = time.process_time()
         with self.track_time():
             if rank < P:
                 edges, stats = self._exact(rank)
@@ -295,6 +297,7 @@ class DedupEdges(PipelineStep):
         np.save(tmp, edges)
         os.replace(tmp, out / f"{name}.npy")
         stats["peak_rss_mb"] = _peak_rss_mb()
+        stats["cpu_s"] = round(time.process_time() - cpu0, 2)
         (out / f"{name}.json").write_text(json.dumps(stats))
         return
         yield  # a generator, as datatrove steps are
@@ -423,7 +426,7 @@ def prepare_work(work: Path, fingerprint: dict) -> bool:
 
 
 def run_stages(files: list[Path], work: Path, cfg: CorpusConfig, tasks: int, workers: int, executor: str,
-               partitions: int, quiet: bool = True) -> None:
+               partitions: int, quiet: bool = True) -> dict:
     """The segment and dedup stages (datatrove executors); each skips the tasks it completed before."""
     from loguru import logger
 
@@ -431,13 +434,17 @@ def run_stages(files: list[Path], work: Path, cfg: CorpusConfig, tasks: int, wor
         logger.disable("datatrove")  # per-task progress goes to WORK/logs; the summary is printed at the end
     cfg_json = cfg.model_dump_json()
     names = [str(f) for f in files]
+    t0 = time.perf_counter()
     _executor(executor, [ArticleReader(names), CleanSegment(cfg_json), PartWriter(str(work), cfg_json, partitions)],
               tasks, workers, work / "logs" / "segment").run()
     _check_complete(work / "logs" / "segment", tasks, "segment")
+    t1 = time.perf_counter()
     n_dedup = partitions * (1 + BAND_TASKS)
     _executor(executor, [DedupEdges(str(work), cfg_json, partitions, tasks)], n_dedup, workers,
               work / "logs" / "dedup").run()
     _check_complete(work / "logs" / "dedup", n_dedup, "dedup")
+    # wall time of this run's stages (a resumed run times only what it redid)
+    return {"segment_s": round(t1 - t0, 2), "dedup_s": round(time.perf_counter() - t1, 2)}
 
 
 def _check_complete(logdir: Path, tasks: int, stage: str) -> None:
@@ -486,7 +493,7 @@ def cluster_edges(work: Path, partitions: int, repeated_gids: np.ndarray):
 
 
 def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks: int, partitions: int,
-             expand_problems: list, input_records: list[dict], t0: float, log) -> dict:
+             expand_problems: list, input_records: list[dict], t0: float, log, stage_times: dict) -> dict:
     """Streams the parts, in input order, into OUT (atomically) and returns the manifest."""
     from nabra.data.corpus import STATEMENT_SCHEMA, BuildError
     from nabra.data.ingest import Problem
@@ -555,27 +562,29 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
         n_st = 0
         for p in parts:
             for batch in pq.ParquetFile(p / "statements.parquet").iter_batches(batch_size=BATCH):
-                gid = batch.column("gid").to_numpy()
-                keep = _not_in(batch.column("agid").to_numpy(), repeated_art)
+                t = pa.Table.from_batches([batch])
+                keep = _not_in(t.column("agid").to_numpy(), repeated_art)
+                if not keep.all():
+                    t = t.filter(pa.array(keep))
+                gid = t.column("gid").to_numpy()
                 pos = np.minimum(np.searchsorted(nodes, gid), max(len(nodes) - 1, 0))
-                hit = (nodes[pos] == gid) if len(nodes) else np.zeros(len(gid), bool)
-                root = np.where(hit, roots[pos] if len(nodes) else gid, gid)
-                size = np.where(hit, sizes[pos] if len(nodes) else 1, 1)
-                rows = batch.to_pylist()
-                out_rows = []
-                for r, g, rt, sz, k in zip(rows, gid.tolist(), root.tolist(), size.tolist(), keep.tolist()):
-                    if not k:
-                        continue
-                    if rt == g and sz > 1:
-                        root_sid[g] = r["statement_id"]  # the root comes first in input order
-                    r["dup_cluster"] = r["statement_id"] if rt == g else root_sid[rt]
-                    r["is_duplicate"] = rt != g
-                    r["cluster_size"] = sz
-                    del r["gid"], r["agid"]
-                    hash_line(f"{r['statement_id']}\t{r['start']}\t{r['end']}\t{r['text_sha1']}\t{r['dup_cluster']}")
-                    out_rows.append(r)
-                sw.write_table(pa.Table.from_pylist(out_rows, schema=STATEMENT_SCHEMA))
-                n_st += len(out_rows)
+                hit = nodes[pos] == gid if len(nodes) else np.zeros(len(gid), bool)
+                root = np.where(hit, roots[pos], gid) if len(nodes) else gid
+                size = np.where(hit, sizes[pos], 1) if len(nodes) else np.ones(len(gid), np.int64)
+                is_dup = root != gid
+                sids = t.column("statement_id").to_pylist()
+                for i in np.flatnonzero(~is_dup & (size > 1)).tolist():
+                    root_sid[int(gid[i])] = sids[i]  # a cluster's root comes first in input order
+                dup_cluster = list(sids)
+                for i in np.flatnonzero(is_dup).tolist():
+                    dup_cluster[i] = root_sid[int(root[i])]
+                for sid, st, en, sha, dc in zip(sids, t.column("start").to_pylist(), t.column("end").to_pylist(),
+                                                t.column("text_sha1").to_pylist(), dup_cluster):
+                    hash_line(f"{sid}\t{st}\t{en}\t{sha}\t{dc}")
+                t = (t.drop_columns(["gid", "agid"]).append_column("dup_cluster", pa.array(dup_cluster, pa.string()))
+                     .append_column("is_duplicate", pa.array(is_dup)).append_column("cluster_size", pa.array(size, pa.int32())))
+                sw.write_table(t.cast(STATEMENT_SCHEMA))
+                n_st += t.num_rows
         sw.close()
         counts["articles_kept"] = n_art
         counts["statements_kept"] = n_st
@@ -616,7 +625,10 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
         }
         edge_stats = [json.loads(f.read_text()) for f in sorted((work / "edges").glob("*.json"))]
         manifest["timing"] = {
-            "wall_s": round(time.perf_counter() - t0, 2),
+            "wall_s": round(time.perf_counter() - t0, 2), **stage_times,
+            "cpu_s_by_stage": {"segment": round(sum(m["cpu_s"] for m in metas), 2),
+                               "dedup": round(sum(s["cpu_s"] for s in edge_stats), 2),
+                               "write": round(time.process_time(), 2)},
             "peak_rss_mb": max([_peak_rss_mb()] + [m["peak_rss_mb"] for m in metas]
                                + [s["peak_rss_mb"] for s in edge_stats]),
             "peak_rss_mb_by_stage": {"segment": max(m["peak_rss_mb"] for m in metas),

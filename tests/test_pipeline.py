@@ -141,3 +141,20 @@ def test_ray_executor_on_a_local_cluster(sample_corpus, tmp_path):
     finally:
         ray.shutdown()
     assert load_corpus(tmp_path / "ray")[2]["content_hash"] == load_corpus(sample_corpus)[2]["content_hash"]
+
+
+def test_predict_with_workers_keeps_the_order_of_one_process(sample_run, tmp_path, capsys):
+    arts = [json.loads(l)["text"] for l in (SAMPLE / "articles.jsonl").read_text("utf-8").splitlines()]
+    files = []
+    for i in range(5):  # five files, labelled by two worker processes
+        f = tmp_path / f"in{i}.txt"
+        f.write_text(arts[i * 3] + "\n" + arts[i * 3 + 1], "utf-8")
+        files.append(f)
+    (tmp_path / "bad.txt").write_text("", "utf-8")
+    files.insert(2, tmp_path / "bad.txt")
+    assert cli("predict", sample_run, *files, "--format", "jsonl", "--out", tmp_path / "one.jsonl") == 0
+    assert cli("predict", sample_run, *files, "--format", "jsonl", "--out", tmp_path / "two.jsonl",
+               "--workers", "2") == 0
+    assert "bad.txt: empty file" in capsys.readouterr().err
+    one, two = (tmp_path / "one.jsonl").read_text("utf-8"), (tmp_path / "two.jsonl").read_text("utf-8")
+    assert one == two and len(one.splitlines()) > 10

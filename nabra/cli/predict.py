@@ -15,6 +15,9 @@ def register(sub) -> None:
     p.add_argument("--onnx-file", default=None, help="model.onnx (default) or model.int8.onnx")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", default="-", help="output file (default: stdout)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes labelling input files in parallel (datatrove executor); output order is kept")
+    p.add_argument("--executor", choices=["local", "ray"], default="local", help="with --workers: local or Ray")
     p.set_defaults(func=run)
 
 
@@ -34,7 +37,18 @@ def run(args) -> int:
     writer = None
     n_rows = n_art = 0
     problems = []
-    for art, rows, problem in predict_inputs(clf, args.inputs):
+    if args.workers > 1 and "-" not in args.inputs:
+        from nabra.train.predict_pipeline import predict_parallel
+
+        if args.executor == "ray":
+            from nabra.cli.corpus import _connect_ray
+
+            _connect_ray(None)
+        records = predict_parallel(args.model, args.inputs, args.workers, backend=args.backend,
+                                   executor=args.executor, **kw)
+    else:
+        records = predict_inputs(clf, args.inputs)
+    for art, rows, problem in records:
         if problem:
             problems.append(problem)
             print(f"warning: {problem}", file=sys.stderr)

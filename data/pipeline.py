@@ -67,6 +67,14 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD
                 dtype=np.uint64)
 
 
+# datatrove logs every task to stderr; `--no-progress` silences it in the task processes too (they
+# import this module before their first task; the variable is set before the pool starts)
+if os.environ.get("NABRA_TASK_LOGS") == "0":
+    from loguru import logger as _logger
+
+    _logger.disable("datatrove")
+
+
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
@@ -430,8 +438,11 @@ def run_stages(files: list[Path], work: Path, cfg: CorpusConfig, tasks: int, wor
     """The segment and dedup stages (datatrove executors); each skips the tasks it completed before."""
     from loguru import logger
 
+    os.environ["NABRA_TASK_LOGS"] = "0" if quiet else "1"
     if quiet:
         logger.disable("datatrove")  # per-task progress goes to WORK/logs; the summary is printed at the end
+    else:
+        logger.enable("datatrove")
     cfg_json = cfg.model_dump_json()
     names = [str(f) for f in files]
     t0 = time.perf_counter()

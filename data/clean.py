@@ -45,6 +45,11 @@ def normalize_line(raw: str, base: int) -> tuple[str, list[int]]:
     if "  " not in core and not _SPECIAL.search(core):
         lead = base + len(raw) - len(raw.lstrip(" "))
         return core, list(range(lead, lead + len(core)))
+    return normalize_chars(raw, base)
+
+
+def normalize_chars(raw: str, base: int) -> tuple[str, list[int]]:
+    """normalize_line by definition: map every character, collapse runs of spaces, strip the ends."""
     out: list[str] = []
     offs: list[int] = []
     prev_space = True  # also strips leading spaces

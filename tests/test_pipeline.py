@@ -163,24 +163,10 @@ def test_predict_with_workers_keeps_the_order_of_one_process(sample_run, tmp_pat
 def test_normalize_line_fast_path_gives_the_per_character_result():
     import random
 
-    from nabra.data.clean import _norm_char, normalize_line
-
-    def per_char(raw, base):  # the definition: map each character, collapse and strip spaces
-        out, offs, prev = [], [], True
-        for i, ch in enumerate(raw):
-            for r in _norm_char(ch):
-                if r == " " and prev:
-                    continue
-                prev = r == " "
-                out.append(r)
-                offs.append(base + i)
-        while out and out[-1] == " ":
-            out.pop()
-            offs.pop()
-        return "".join(out), offs
+    from nabra.data.clean import normalize_chars, normalize_line
 
     alphabet = list("قال الوزير ") + ["\u0640", "\u00a0", "\u200f", "\ufeff", "\ufefb", "\t", "  ", "\u2003", "x"]
     rng = random.Random(1)
     for _ in range(20000):
         line = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
-        assert normalize_line(line, 7) == per_char(line, 7), repr(line)
+        assert normalize_line(line, 7) == normalize_chars(line, 7), repr(line)

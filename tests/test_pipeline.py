@@ -170,3 +170,26 @@ def test_normalize_line_fast_path_gives_the_per_character_result():
     for _ in range(20000):
         line = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
         assert normalize_line(line, 7) == normalize_chars(line, 7), repr(line)
+
+
+def _tiny_zip(path):
+    import zipfile
+
+    recs = [{"source": "s", "url": f"u{i}", "title": f"t{i}", "date_extracted": "d", "author": "a",
+             "content": f"{S1}. {S2} رقم {i}.\n{S3}."} for i in range(3)]
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("2015-01-01.json", json.dumps(recs, ensure_ascii=False))
+    return path
+
+
+def test_synthetic_archive_repeats_every_article_under_another_id(tmp_path):
+    from nabra.evaluation.synth import make_synthetic
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _tiny_zip(src / "a.zip")
+    zips = make_synthetic(src, tmp_path / "syn", copies=3)
+    res = build([str(z) for z in zips], tmp_path / "out", CFG, progress=False)
+    c, d = res.manifest["counts"], res.manifest["duplicates"]
+    assert len(zips) == 3 and c["articles_read"] == 9 and c.get("articles_repeated", 0) == 0
+    assert d["duplicates_marked"] >= 2 * c["statements_kept"] // 3  # copies 1 and 2 are duplicates of copy 0

@@ -34,8 +34,22 @@ def _norm_char(ch: str) -> str:
     return ch
 
 
+# Any character _norm_char changes: a line without one and without a double space inside is normal
+# once stripped of its end spaces (most lines: the fast path below skips the per-character loop).
+_SPECIAL = re.compile("[" + "".join(sorted(_DROP | _SPACES)) + "\uFB50-\uFDFF\uFE70-\uFEFF\uFF01-\uFF5E]")
+
+
 def normalize_line(raw: str, base: int) -> tuple[str, list[int]]:
     """Normalise one line; returns text and, per output char, its index in the raw document."""
+    core = raw.strip(" ")
+    if "  " not in core and not _SPECIAL.search(core):
+        lead = base + len(raw) - len(raw.lstrip(" "))
+        return core, list(range(lead, lead + len(core)))
+    return normalize_chars(raw, base)
+
+
+def normalize_chars(raw: str, base: int) -> tuple[str, list[int]]:
+    """normalize_line by definition: map every character, collapse runs of spaces, strip the ends."""
     out: list[str] = []
     offs: list[int] = []
     prev_space = True  # also strips leading spaces

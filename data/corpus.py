@@ -12,9 +12,8 @@ Writes, into OUT (atomically, replacing it only when the build succeeds):
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import re
-import resource
+import shutil
 import sys
 import time
 from collections import Counter
@@ -22,13 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from nabra.config import CorpusConfig
 from nabra.data.clean import Cleaner
-from nabra.data.ingest import Problem, RawArticle, expand_inputs, file_sha256, read_file
+from nabra.data.ingest import Problem, RawArticle, expand_inputs, file_sha256
 from nabra.data.segment import Segmenter
-from nabra.io import atomic_dir, sha1_text, versions, write_json
+from nabra.io import sha1_text
 
 _ARABIC = re.compile(r"[\u0621-\u064A\u066E-\u06D3\u06FA-\u06FF]")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -81,18 +79,6 @@ class ArticleProcessor:
                 "text_sha1": sha1_text(text), "source": art.source,
             })
         return article, statements, rejects
-
-
-_WORKER: ArticleProcessor | None = None
-
-
-def _init_worker(cfg_json: str) -> None:
-    global _WORKER
-    _WORKER = ArticleProcessor(CorpusConfig.model_validate_json(cfg_json))
-
-
-def _work(art: RawArticle):
-    return _WORKER.process(art)
 
 
 # ----------------------------------------------------------------------------- dedup
@@ -189,125 +175,50 @@ def content_hash(articles: list[dict], statements: list[dict]) -> str:
     return sha1_text("\n".join(lines))
 
 
-def _peak_rss_mb() -> float:
-    """The largest resident set of this process or of any worker: what `/usr/bin/time -v` reports. Not
-    their sum: forked workers share the parent's pages, so adding peaks counts them twice (540 MB
-    reported where 296 MB was measured)."""
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return round(max(self_kb, kids_kb) / 1024, 1)
-
-
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
 def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool = True,
-          log=_stderr) -> BuildResult:
-    """Builds the corpus of `inputs` into `out` (see the module docstring for what it writes)."""
+          log=_stderr, tasks: int | None = None, workers: int | None = None, executor: str = "local",
+          work: str | Path | None = None) -> BuildResult:
+    """Builds the corpus of `inputs` into `out` (see the module docstring for what it writes) with the
+    datatrove pipeline of nabra.data.pipeline: `tasks` blocks of input files (default: one per file),
+    run `workers` at a time (default: cfg.workers) by the local or the Ray executor. A build killed
+    part-way and started again with the same arguments skips the tasks it completed (kept in `work`,
+    default: a hidden folder beside `out`, removed when the build succeeds)."""
+    from nabra.data import pipeline as pl
+
     t0 = time.perf_counter()
     files, problems = expand_inputs(inputs)
     for p in problems:
         if log:
             log(f"warning: {p}")
-    input_records = []
-    for f in files:
-        if str(f) != "-":
-            input_records.append({"path": str(f), "bytes": f.stat().st_size, "sha256": file_sha256(f)})
-
-    def raw_articles():
-        for f in files:
-            for item in read_file(f):
-                if isinstance(item, Problem):
-                    problems.append(item)
-                    if log:
-                        log(f"warning: {item}")
-                else:
-                    yield item
-
-    articles, statements, rejects = [], [], []
-    seen_ids: set[str] = set()
-    counts = Counter()
-    per_source: dict[str, Counter] = {}
-
-    def consume(art_row, sts, rjs):
-        aid = art_row["article_id"]
-        counts["articles_read"] += 1
-        src = per_source.setdefault(art_row["source"], Counter())
-        src["articles_read"] += 1
-        if aid in seen_ids:  # the very same record twice (same url, title and text)
-            rejects.append({"kind": "article", "reason": "repeated_record", "article_id": aid,
-                            "input_file": art_row["input_file"], "locator": art_row["locator"]})
-            counts["articles_repeated"] += 1
-            return
-        seen_ids.add(aid)
-        rejects.extend(rjs)
-        counts["statements_segmented"] += len(sts) + sum(1 for r in rjs if r["kind"] == "statement")
-        if not sts:
-            rejects.append({"kind": "article", "reason": "empty_article", "article_id": aid,
-                            "input_file": art_row["input_file"], "locator": art_row["locator"],
-                            "text": art_row["raw"][:500]})
-            counts["articles_empty"] += 1
-            return
-        articles.append(art_row)
-        statements.extend(sts)
-        src["articles_kept"] += 1
-        src["statements_kept"] += len(sts)
-
-    from tqdm import tqdm
-
-    bar = tqdm(desc="articles", unit=" art", disable=not (progress and sys.stderr.isatty()), mininterval=1.0, file=sys.stderr)
-    if cfg.workers > 1:
-        ctx = mp.get_context("fork") if sys.platform != "win32" else mp.get_context()
-        with ctx.Pool(cfg.workers, initializer=_init_worker, initargs=(cfg.model_dump_json(),)) as pool:
-            for res in pool.imap(_work, raw_articles(), chunksize=32):
-                consume(*res)
-                bar.update()
-    else:
-        proc = ArticleProcessor(cfg)
-        for art in raw_articles():
-            consume(*proc.process(art))
-            bar.update()
-    bar.close()
-    t_seg = time.perf_counter() - t0
-
-    dup_counts = mark_duplicates(statements, cfg)
-    reasons = Counter(r["reason"] for r in rejects)
-    counts["articles_kept"] = len(articles)
-    counts["statements_kept"] = len(statements)
-    counts["statements_rejected"] = sum(1 for r in rejects if r["kind"] == "statement")
-    counts["furniture_lines_dropped"] = sum(1 for r in rejects if r["kind"] == "furniture")
-    counts["input_problems"] = len(problems)
-    for p in problems:
-        rejects.append({"kind": "input", "reason": p.reason, "input_file": p.file, "line": p.line})
-
-    manifest = {
-        "inputs": input_records,
-        "counts": dict(sorted(counts.items())),
-        "duplicates": dup_counts,
-        "rejected_by_reason": dict(sorted(reasons.items())),
-        "per_source": {k: dict(sorted(v.items())) for k, v in sorted(per_source.items())},
-        "problems": [str(p) for p in problems],
-        "config": cfg.model_dump(),
-        "versions": versions(),
-        "content_hash": content_hash(articles, statements),
-    }
-    if not articles:
+    input_records = [{"path": str(f), "bytes": f.stat().st_size, "sha256": file_sha256(f)}
+                     for f in files if str(f) != "-"]
+    out = Path(out)
+    if not files:
         raise BuildError("nothing could be built: no article with a statement in the input"
-                         + (f" ({len(problems)} input problem(s): {problems[0]})" if problems else "")
-                         + "".join(f"; {f}: {why}" for f, why in empty_reasons(rejects, cfg)[:5]), problems)
-
-    with atomic_dir(out) as tmp:
-        pq.write_table(pa.Table.from_pylist(statements, schema=STATEMENT_SCHEMA), tmp / "statements.parquet")
-        pq.write_table(pa.Table.from_pylist([{c: a[c] for c in ARTICLE_COLUMNS} for a in articles]),
-                       tmp / "articles.parquet")
-        with open(tmp / "rejects.jsonl", "w", encoding="utf-8") as fh:
-            for r in rejects:
-                fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-        manifest["timing"] = {"wall_s": round(time.perf_counter() - t0, 2), "segment_s": round(t_seg, 2),
-                              "peak_rss_mb": _peak_rss_mb()}
-        write_json(tmp / "manifest.json", manifest)  # written last: its presence marks a finished build
-    return BuildResult(Path(out), manifest, problems)
+                         + (f" ({len(problems)} input problem(s): {problems[0]})" if problems else ""), problems)
+    if any(str(f) == "-" for f in files):
+        tasks, workers, executor = 1, 1, "local"  # stdin is read by this process only
+    tasks = max(1, tasks or len(files))
+    total_bytes = sum(r["bytes"] for r in input_records)
+    # a small input is built in this process unless workers are asked for: starting a pool costs more
+    workers = max(1, workers or (cfg.workers if total_bytes >= pl.SMALL_INPUT_BYTES else 1))
+    partitions = pl.partitions_for(total_bytes)
+    work = Path(work) if work else out.parent / f".{out.name}.work"
+    resumed = pl.prepare_work(work, pl._fingerprint([f for f in files if str(f) != "-"], cfg, tasks, partitions))
+    if resumed and log:
+        log(f"resuming the build in {work}: completed tasks are skipped")
+    stage_times = pl.run_stages(files, work, cfg, tasks, workers, executor, partitions, quiet=not progress)
+    try:
+        res = pl.assemble(files, work, out, cfg, tasks, partitions, problems, input_records, t0, log, stage_times)
+    except BuildError:
+        shutil.rmtree(work, ignore_errors=True)  # finished, with nothing to show: nothing to resume
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return BuildResult(out, res["manifest"], res["problems"])
 
 
 def why_empty(rejects: list[dict], cfg: CorpusConfig) -> str:

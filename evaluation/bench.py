@@ -13,25 +13,49 @@ def _line(name: str, **figs) -> str:
 
 
 # ----------------------------------------------------------------------------- corpus
-def bench_corpus(inputs: list[str], out: str | Path, log=print) -> dict:
-    """Builds the corpus of `inputs` in a child process (clean peak-memory reading) and prints rates."""
+def bench_corpus(inputs: list[str], out: str | Path, workers: int | None = None, name: str = "corpus build",
+                 log=print) -> dict:
+    """Builds the corpus of `inputs` in a child process and prints wall time, rates and the peak RSS of
+    the largest process: each task and the driver record their own peak (ru_maxrss) in the manifest,
+    and the process tree is sampled as well (it also sees datatrove's pool and manager processes)."""
     import json
-    import resource
     import subprocess
     import sys
+    import threading
 
-    t0 = time.perf_counter()
+    import psutil
+
     cmd = [sys.executable, "-m", "nabra.cli.main", "corpus", "build", "--input", *map(str, inputs), "--out", str(out),
-           "--no-progress"]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+           "--no-progress"] + (["--workers", str(workers)] if workers else [])
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    sampled = [0.0]
+
+    def sample():
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                tree = [root] + root.children(recursive=True)
+                sampled[0] = max([sampled[0]] + [p.memory_info().rss / 2**20 for p in tree if p.is_running()])
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    if proc.wait() != 0:
+        raise RuntimeError(f"corpus build failed: {' '.join(cmd)}")
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child: builder or worker
+    th.join()
     man = json.loads((Path(out) / "manifest.json").read_text())
-    c = man["counts"]
-    res = {"wall_s": round(wall, 2), "articles": c["articles_read"], "statements": c["statements_kept"],
+    c, t = man["counts"], man["timing"]
+    res = {"wall_s": round(wall, 2), "workers": workers or "default", "tasks": man["pipeline"]["tasks"],
+           "articles": c["articles_read"], "statements": c["statements_kept"],
            "articles_per_s": round(c["articles_read"] / wall), "statements_per_s": round(c["statements_kept"] / wall),
-           "peak_rss_mb_largest_process": round(peak), "builder_reported_peak_mb_incl_workers": man["timing"]["peak_rss_mb"]}
-    log(_line("corpus build", **res))
+           "peak_rss_mb_largest_process": round(max(t["peak_rss_mb"], sampled[0])),
+           "peak_rss_mb_by_stage": t["peak_rss_mb_by_stage"], "stage_s": {k: t[k] for k in ("segment_s", "dedup_s")},
+           "cpu_s_by_stage": t["cpu_s_by_stage"]}
+    log(_line(name, **{k: v for k, v in res.items() if k not in ("peak_rss_mb_by_stage", "cpu_s_by_stage")}))
     return res
 
 

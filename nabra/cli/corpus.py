@@ -15,7 +15,18 @@ def register(sub) -> None:
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set min_chars=30")
     b.add_argument("--strict", action="store_true", help="exit non-zero on any input problem")
-    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.add_argument("--no-progress", action="store_true", help="no per-task progress log")
+    b.add_argument("--tasks", type=int, default=None,
+                   help="blocks of input files processed independently (default: one per file); memory per "
+                        "worker follows the size of one block")
+    b.add_argument("--workers", type=int, default=None, help="tasks run at a time (default: config workers)")
+    b.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="datatrove executor: local processes, or a Ray cluster (pip install 'nabra[ray]')")
+    b.add_argument("--ray-address", default=None,
+                   help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray instance)")
+    b.add_argument("--work", default=None,
+                   help="folder for the stages' parts and completion records (default: .OUT.work beside OUT; "
+                        "on a cluster, a folder every node sees); kept after a failure, so the same command resumes")
     b.set_defaults(func=run)
 
 
@@ -25,8 +36,11 @@ def run(args) -> int:
     from nabra.data.corpus import BuildError, build, summary
 
     cfg = load_corpus_config(args.config, args.overrides)
+    if args.executor == "ray":
+        _connect_ray(args.ray_address)
     try:
-        res = build(args.input, args.out, cfg, progress=not args.no_progress)
+        res = build(args.input, args.out, cfg, progress=not args.no_progress, tasks=args.tasks,
+                    workers=args.workers, executor=args.executor, work=args.work)
     except BuildError as e:
         raise UserError(str(e)) from None
     print(summary(res.manifest))
@@ -35,3 +49,14 @@ def run(args) -> int:
         print(f"--strict: {len(res.problems)} input problem(s), see warnings above", file=sys.stderr)
         return 1
     return 0
+
+
+def _connect_ray(address: str | None) -> None:
+    from nabra.cli.main import UserError
+
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--executor ray needs Ray: pip install 'nabra[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False)

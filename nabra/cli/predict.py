@@ -21,6 +21,9 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--out", default="-", help="output file (default: stdout); written atomically")
     p.add_argument("--strict", action="store_true", help="exit 1 when any input had a problem (the rest is still labelled)")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="processes labelling input files in parallel (datatrove executor); output order is kept")
+    p.add_argument("--executor", choices=["local", "ray"], default="local", help="with --workers: local or Ray")
     p.set_defaults(func=run)
 
 
@@ -80,7 +83,19 @@ def write_rows(clf, args, fh) -> tuple[int, int, list[str]]:
     writer = None
     n_rows = n_art = 0
     problems = []
-    for art, rows, problem in predict_inputs(clf, args.inputs):
+    if args.workers > 1 and "-" not in args.inputs:
+        from nabra.train.predict_pipeline import predict_parallel
+
+        if args.executor == "ray":
+            from nabra.cli.corpus import _connect_ray
+
+            _connect_ray(None)
+        kw = {"batch_size": args.batch_size, **({"onnx_file": args.onnx_file} if args.onnx_file else {})}
+        records = predict_parallel(args.model, args.inputs, args.workers, backend=args.backend,
+                                   executor=args.executor, **kw)
+    else:
+        records = predict_inputs(clf, args.inputs)
+    for art, rows, problem in records:
         if problem:
             problems.append(problem)
             print(f"warning: {problem}", file=sys.stderr)

@@ -1,0 +1,683 @@
+"""`nabra corpus build` as a datatrove pipeline: bounded memory per process, local or Ray executors.
+
+The stages (each a datatrove executor run; a task that completed is recorded under WORK/logs and
+skipped when the same build is started again after a kill):
+
+  segment  (--tasks tasks)  read a contiguous block of the sorted input files, clean, segment and
+           filter each article (ArticleProcessor, the same code as `nabra predict`), and write the
+           block's articles, statements and rejects to WORK/parts/RANK, with, per statement, its
+           exact-duplicate key hash and its MinHash signature (rensa, as before), and the LSH band
+           records, split into P hash partitions.
+  dedup    (P + 16 x P tasks)  key partitions give exact-duplicate edges (each statement to the first
+           of its key); band partitions give near-duplicate edges: statements sharing a band are
+           verified with the signatures' Jaccard estimate, as rensa's LSH query + jaccard did.
+  write    (the driver) repeated records (the same article id twice) are dropped, connected
+           components of the duplicate edges name each cluster after its earliest statement, and the
+           parts are streamed, in input order, into OUT (atomically, as before).
+
+Why not datatrove's own MinHash stages: they shingle words, hash with their own permutations and
+take every band collision as a duplicate with no Jaccard check, so their clusters differ from the
+ones nabra built so far (and that gold splits were made with). These stages keep those semantics
+exactly while streaming like datatrove's: every task holds one partition of the corpus, not all of
+it. P grows with the input size (one partition per PART_BYTES of input), so memory per task stays
+flat as archives grow; only the driver's union of duplicate edges grows, with the duplicates.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import resource
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from datatrove.data import Document
+from datatrove.pipeline.base import PipelineStep
+
+from nabra.config import CorpusConfig
+
+NUM_BANDS = 16  # rensa RMinHashLSH(num_bands=16), as the in-memory builder used
+BAND_TASKS = 4  # band tasks per hash partition (each takes every 4th band): fewer, larger tasks
+PART_BYTES = 48 << 20  # input bytes per dedup hash partition: sets memory per dedup task
+RANK_SHIFT = 40  # global id = rank << 40 | sequence number within the rank (ranks take contiguous files)
+SMALL_INPUT_BYTES = 1 << 20  # below this, the default is one worker (this process)
+BATCH = 4096  # statements per write batch
+
+ARTICLE_SCHEMA = pa.schema([(c, pa.string()) for c in ["article_id", "source", "url", "title", "author", "date",
+                                                        "input_file", "locator", "format", "body", "raw"]])
+PART_STATEMENTS = pa.schema([
+    ("statement_id", pa.string()), ("article_id", pa.string()), ("index", pa.int32()),
+    ("start", pa.int32()), ("end", pa.int32()), ("raw_start", pa.int32()), ("raw_end", pa.int32()),
+    ("text", pa.string()), ("text_sha1", pa.string()), ("source", pa.string()), ("gid", pa.int64()),
+    ("agid", pa.int64()),
+])
+PART_ARTICLES = ARTICLE_SCHEMA.append(pa.field("gid", pa.int64()))
+ARTMETA_SCHEMA = pa.schema([("aid", pa.int64()), ("gid", pa.int64()), ("source", pa.string()),
+                            ("segmented", pa.int32()), ("kept", pa.int32())])
+KEY_DT = np.dtype([("key", "<u8"), ("gid", "<i8")])
+BAND_DT = np.dtype([("band", "<u8"), ("gid", "<i8"), ("key", "<u8"), ("long", "u1")])  # long: len >= dedup_min_chars
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93],
+                dtype=np.uint64)
+
+
+# datatrove logs every task to stderr; `--no-progress` silences it in the task processes too (they
+# import this module before their first task; the variable is set before the pool starts)
+if os.environ.get("NABRA_TASK_LOGS") == "0":
+    from loguru import logger as _logger
+
+    _logger.disable("datatrove")
+
+
+def _part_rejects(parts) -> list[dict]:
+    """The reject records of every task's part (read only when nothing was built, to say why per file)."""
+    out = []
+    for p in parts:
+        f = p / "rejects.jsonl"
+        if f.exists():
+            with open(f, encoding="utf-8") as fh:
+                out += [r for r in map(json.loads, fh) if "_a" not in r]  # "_a": an article header line
+    return out
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+def band_hashes(sigs: np.ndarray) -> np.ndarray:
+    """(n, perm) uint32 signatures -> (n, 16) uint64 hashes of each band's values (rensa's bands:
+    16 runs of perm/16 consecutive values). Equal bands give equal hashes; an accidental collision
+    only adds a candidate, which the Jaccard check then judges."""
+    n = len(sigs)
+    v = np.ascontiguousarray(sigs, dtype=np.uint32).view(np.uint64).reshape(n, NUM_BANDS, -1)
+    h = np.zeros((n, NUM_BANDS), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(v.shape[2]):
+            h = (h ^ v[:, :, k]) * _MIX[k % len(_MIX)]
+            h ^= h >> np.uint64(29)
+    return h
+
+
+def shard(files: list, rank: int, world_size: int) -> tuple[int, int]:
+    """Contiguous block of the sorted file list for `rank`, so that rank order is input order."""
+    n = len(files)
+    return rank * n // world_size, (rank + 1) * n // world_size
+
+
+def partitions_for(total_bytes: int) -> int:
+    return max(1, math.ceil(total_bytes / PART_BYTES))
+
+
+# ----------------------------------------------------------------------------- segment stage blocks
+class ArticleReader(PipelineStep):
+    """Reads this task's block of input files with nabra's ingest (zips, JSONL, txt, html); unreadable
+    input becomes a document carrying the Problem, so every task reports its own bad files."""
+
+    type = "📖 - READER"
+    name = "nabra ingest"
+
+    def __init__(self, files: list[str]):
+        super().__init__()
+        self.files = files
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from nabra.data.ingest import Problem, read_file
+
+        a, b = shard(self.files, rank, world_size)
+        for f in self.files[a:b]:
+            for item in read_file(Path(f)):
+                if isinstance(item, Problem):
+                    self.stat_update("input_problems")
+                    yield Document(text="", id="", metadata={"problem": item})
+                else:
+                    self.stat_update("articles")
+                    yield Document(text=item.content, id=item.article_id, metadata={"raw": item})
+
+
+class CleanSegment(PipelineStep):
+    """Furniture cleaning, segmentation with offsets and statement filters (ArticleProcessor)."""
+
+    type = "✂️ - FORMAT"
+    name = "nabra clean + segment"
+
+    def __init__(self, cfg_json: str):
+        super().__init__()
+        self.cfg_json = cfg_json
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        from nabra.data.corpus import ArticleProcessor
+
+        proc = ArticleProcessor(CorpusConfig.model_validate_json(self.cfg_json))
+        for doc in data:
+            if "raw" in doc.metadata:
+                with self.track_time():
+                    doc.metadata["result"] = proc.process(doc.metadata.pop("raw"))
+                self.stat_update("statements_kept", value=len(doc.metadata["result"][1]))
+            yield doc
+
+
+class PartWriter(PipelineStep):
+    """Writes one task's part: articles/statements Parquet, rejects, per-article counts, signatures
+    and the dedup records, split into the hash partitions the dedup tasks read."""
+
+    type = "💽 - WRITER"
+    name = "nabra part writer"
+
+    def __init__(self, work: str, cfg_json: str, partitions: int):
+        super().__init__()
+        self.work, self.cfg_json, self.partitions = work, cfg_json, partitions
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        from rensa import RMinHash
+
+        from nabra.data.corpus import dedup_key
+
+        cfg = CorpusConfig.model_validate_json(self.cfg_json)
+        cpu0 = time.process_time()
+        part = Path(self.work) / "parts" / f"{rank:05d}"
+        if part.exists():
+            shutil.rmtree(part)  # a task killed half-way is redone from scratch
+        part.mkdir(parents=True)
+        base = rank << RANK_SHIFT
+        aw = pq.ParquetWriter(part / "articles.parquet", PART_ARTICLES)
+        sw = pq.ParquetWriter(part / "statements.parquet", PART_STATEMENTS)
+        mw = pq.ParquetWriter(part / "artmeta.parquet", ARTMETA_SCHEMA)
+        rej = open(part / "rejects.jsonl", "w", encoding="utf-8")
+        sig_f = open(part / "sigs.u32", "wb")
+        problems, keys, bands = [], [], []
+        arts, sts, meta = [], [], []
+        n_art = n_st = 0
+        sh = cfg.shingle_chars
+
+        def flush():
+            nonlocal arts, sts, meta
+            if arts:
+                aw.write_table(pa.Table.from_pylist(arts, schema=PART_ARTICLES))
+            if meta:
+                mw.write_table(pa.Table.from_pylist(meta, schema=ARTMETA_SCHEMA))
+            if sts:
+                sw.write_table(pa.Table.from_pylist(sts, schema=PART_STATEMENTS))
+                dk = [dedup_key(s["text"]) for s in sts]
+                gids = np.array([s["gid"] for s in sts], dtype=np.int64)
+                kh = np.array([key_hash(k) for k in dk], dtype=np.uint64)
+                # signatures of every statement (short ones too): the band stage needs the first
+                # statement of each key, whatever its length, to decide if the key takes part
+                sig = np.asarray(RMinHash.digests_from_token_sets(
+                    [[k[p:p + sh] for p in range(max(1, len(k) - sh + 1))] for k in dk],
+                    num_perm=cfg.minhash_perm, seed=1), dtype=np.uint32)
+                sig_f.write(sig.tobytes())
+                k = np.empty(len(sts), KEY_DT)
+                k["key"], k["gid"] = kh, gids
+                keys.append(k)
+                bh = band_hashes(sig)
+                b = np.empty((len(sts), NUM_BANDS), BAND_DT)
+                b["band"], b["gid"], b["key"] = bh, gids[:, None], kh[:, None]
+                b["long"] = np.array([len(s["text"]) >= cfg.dedup_min_chars for s in sts], bool)[:, None]
+                bands.append(b)
+            arts, sts, meta = [], [], []
+
+        for doc in data:
+            if "problem" in doc.metadata:
+                p = doc.metadata["problem"]
+                problems.append({"file": p.file, "reason": p.reason, "line": p.line})
+                continue
+            art, kept, rjs = doc.metadata["result"]
+            gid = base + n_art
+            n_art += 1
+            n_seg = len(kept) + sum(1 for r in rjs if r["kind"] == "statement")
+            meta.append({"aid": int(art["article_id"][1:], 16), "gid": gid, "source": art["source"],
+                         "segmented": n_seg, "kept": len(kept)})
+            # the header line lets the writer replace this article's rejects with one repeated_record
+            rej.write(json.dumps({"_a": gid, "_rr": {"kind": "article", "reason": "repeated_record",
+                                                     "article_id": art["article_id"], "input_file": art["input_file"],
+                                                     "locator": art["locator"]}}, ensure_ascii=False) + "\n")
+            for r in rjs:
+                rej.write(json.dumps(r, ensure_ascii=False) + "\n")
+            if not kept:
+                rej.write(json.dumps({"kind": "article", "reason": "empty_article", "article_id": art["article_id"],
+                                      "input_file": art["input_file"], "locator": art["locator"],
+                                      "text": art["raw"][:500]}, ensure_ascii=False) + "\n")
+                continue
+            art["gid"] = gid
+            arts.append(art)
+            for s in kept:
+                s["gid"], s["agid"] = base + n_st, gid
+                n_st += 1
+                sts.append(s)
+            self.stat_update("articles_written")
+            if len(sts) >= BATCH:
+                flush()
+            yield doc
+        flush()
+        for w in (aw, sw, mw):
+            w.close()
+        rej.close()
+        sig_f.close()
+        P = self.partitions
+        key_arr = np.concatenate(keys) if keys else np.empty(0, KEY_DT)
+        band_arr = np.concatenate(bands) if bands else np.empty((0, NUM_BANDS), BAND_DT)
+        del keys, bands
+        for p in range(P):
+            kp = key_arr[key_arr["key"] % np.uint64(P) == p]
+            np.save(part / f"keys_{p:04d}.npy", kp)
+        for bi in range(NUM_BANDS):
+            col = band_arr[:, bi]
+            for p in range(P):
+                bp = col[col["band"] % np.uint64(P) == p]
+                np.save(part / f"band_{bi:02d}_{p:04d}.npy", bp)
+        (part / "meta.json").write_text(json.dumps({
+            "articles": n_art, "statements": n_st, "problems": problems, "peak_rss_mb": _peak_rss_mb(),
+            "cpu_s": round(time.process_time() - cpu0, 2)}))
+
+
+# ----------------------------------------------------------------------------- dedup stage
+class DedupEdges(PipelineStep):
+    """Task t < P: exact-duplicate edges of key partition t. Task t >= P: near-duplicate edges of
+    bands j, j+4, ... in hash partition p. Reads every part's records of its partition only."""
+
+    type = "🫂 - DEDUP"
+    name = "nabra duplicate edges"
+
+    def __init__(self, work: str, cfg_json: str, partitions: int, segment_tasks: int):
+        super().__init__()
+        self.work, self.cfg_json = work, cfg_json
+        self.partitions, self.segment_tasks = partitions, segment_tasks
+
+    def _load(self, name: str, dtype) -> np.ndarray:
+        parts = [np.load(Path(self.work) / "parts" / f"{r:05d}" / name) for r in range(self.segment_tasks)]
+        return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        P = self.partitions
+        out = Path(self.work) / "edges"
+        out.mkdir(parents=True, exist_ok=True)
+        cpu0 = time.process_time()
+        with self.track_time():
+            if rank < P:
+                edges, stats = self._exact(rank)
+                name = f"exact_{rank:04d}"
+            else:
+                j, p = divmod(rank - P, P)
+                found = [self._near(b, p) for b in range(j, NUM_BANDS, BAND_TASKS)]
+                edges = np.concatenate([e for e, _ in found])
+                stats = {"candidates": sum(s["candidates"] for _, s in found)}
+                name = f"near_{j:02d}_{p:04d}"
+        tmp = out / f".{name}.npy"
+        np.save(tmp, edges)
+        os.replace(tmp, out / f"{name}.npy")
+        stats["peak_rss_mb"] = _peak_rss_mb()
+        stats["cpu_s"] = round(time.process_time() - cpu0, 2)
+        (out / f"{name}.json").write_text(json.dumps(stats))
+        return
+        yield  # a generator, as datatrove steps are
+
+    def _exact(self, p: int):
+        rec = self._load(f"keys_{p:04d}.npy", KEY_DT)
+        rec = rec[np.lexsort((rec["gid"], rec["key"]))]
+        first = np.ones(len(rec), bool)
+        first[1:] = rec["key"][1:] != rec["key"][:-1]
+        rep = rec["gid"][np.maximum.accumulate(np.where(first, np.arange(len(rec)), 0))]
+        dup = ~first
+        self.stat_update("exact_duplicates", value=int(dup.sum()))
+        return np.stack([rep[dup], rec["gid"][dup]], axis=1), {"statements": len(rec), "keys": int(first.sum())}
+
+    def _near(self, b: int, p: int):
+        cfg = CorpusConfig.model_validate_json(self.cfg_json)
+        rec = self._load(f"band_{b:02d}_{p:04d}.npy", BAND_DT)
+        rec = rec[np.lexsort((rec["gid"], rec["band"]))]
+        # one member per key in each band group: the earliest statement of the key stands for it (the
+        # others are its exact duplicates, with the same signature); repeated records collapse too
+        grp_start = np.ones(len(rec), bool)
+        grp_start[1:] = rec["band"][1:] != rec["band"][:-1]
+        gidx = np.cumsum(grp_start) - 1
+        order = np.lexsort((rec["gid"], rec["key"], gidx))
+        r2 = rec[order]
+        g2 = gidx[order]
+        firstkey = np.ones(len(r2), bool)
+        firstkey[1:] = (g2[1:] != g2[:-1]) | (r2["key"][1:] != r2["key"][:-1])
+        r2, g2 = r2[firstkey], g2[firstkey]
+        # groups with two keys or more are candidates
+        counts = np.bincount(g2, minlength=int(gidx.max()) + 1 if len(gidx) else 0)
+        cand = counts[g2] >= 2
+        r2, g2 = r2[cand], g2[cand]
+        if not len(r2):
+            return np.empty((0, 2), np.int64), {"candidates": 0}
+        # a key takes part only when its earliest statement is long enough (dedup_min_chars)
+        keep = r2["long"].astype(bool)
+        r2, g2 = r2[keep], g2[keep]
+        sigs = self._signatures(r2["gid"])
+        edges = []
+        starts = np.flatnonzero(np.r_[True, g2[1:] != g2[:-1]]) if len(g2) else np.empty(0, int)
+        ends = np.r_[starts[1:], len(g2)]
+        thr, perm = cfg.minhash_threshold, float(cfg.minhash_perm)
+        for s, e in zip(starts, ends):
+            if e - s < 2:
+                continue
+            gids = r2["gid"][s:e]
+            sg = sigs[s:e]
+            for a, c in self._components(sg, thr, perm):
+                edges.append((gids[a], gids[c]))
+        self.stat_update("near_edges", value=len(edges))
+        return (np.array(edges, dtype=np.int64).reshape(-1, 2), {"candidates": int(len(r2))})
+
+    @staticmethod
+    def _components(sg: np.ndarray, thr: float, perm: float):
+        """Edges (first member, member) of the components of 'Jaccard estimate >= thr' in a group: the
+        same connectivity as every verified pair, with at most n-1 edges."""
+        n = len(sg)
+        parent = list(range(n))
+
+        def find(i):
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        step = 256
+        for i0 in range(0, n, step):
+            a = sg[i0:i0 + step]
+            for j0 in range(i0, n, step):
+                eq = (a[:, None, :] == sg[None, j0:j0 + step, :]).sum(-1)
+                ii, jj = np.nonzero(eq / perm >= thr)
+                for i, j in zip((ii + i0).tolist(), (jj + j0).tolist()):
+                    if i < j:
+                        ri, rj = find(i), find(j)
+                        if ri != rj:
+                            parent[max(ri, rj)] = min(ri, rj)
+        return [(find(i), i) for i in range(n) if find(i) != i]
+
+    def _signatures(self, gids: np.ndarray) -> np.ndarray:
+        cfg_perm = CorpusConfig.model_validate_json(self.cfg_json).minhash_perm
+        out = np.empty((len(gids), cfg_perm), np.uint32)
+        rank = gids >> RANK_SHIFT
+        row = gids & ((1 << RANK_SHIFT) - 1)
+        width = cfg_perm * 4
+        for r in np.unique(rank):
+            idx = np.flatnonzero(rank == r)
+            with open(Path(self.work) / "parts" / f"{int(r):05d}" / "sigs.u32", "rb") as fh:
+                for i in idx[np.argsort(row[idx])]:
+                    fh.seek(int(row[i]) * width)
+                    out[i] = np.frombuffer(fh.read(width), np.uint32)
+        return out
+
+
+# ----------------------------------------------------------------------------- driver
+def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: Path):
+    """datatrove's executor for `kind`; both record completed tasks under logging_dir."""
+    if kind == "ray":
+        from datatrove.executor.ray import RayPipelineExecutor
+
+        # one CPU and a modest memory reservation per task: the tasks are sized to stay well under it
+        return RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(logging_dir),
+                                   cpus_per_task=1, mem_per_cpu_gb=1)
+    from datatrove.executor.local import LocalPipelineExecutor
+
+    # workers=1 runs the tasks in this process (no pool to start for a small input or stdin)
+    return LocalPipelineExecutor(pipeline, tasks=tasks, workers=max(1, min(workers, tasks)),
+                                 logging_dir=str(logging_dir))
+
+
+def _fingerprint(files: list[Path], cfg: CorpusConfig, tasks: int, partitions: int) -> dict:
+    return {"files": [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+            "config": cfg.model_dump(), "tasks": tasks, "partitions": partitions}
+
+
+def prepare_work(work: Path, fingerprint: dict) -> bool:
+    """Reuses WORK when it belongs to the same build (resume); else starts it afresh. True if resumed."""
+    job = work / "job.json"
+    if job.exists() and json.loads(job.read_text()) == fingerprint:
+        return True
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    job.write_text(json.dumps(fingerprint))
+    return False
+
+
+def run_stages(files: list[Path], work: Path, cfg: CorpusConfig, tasks: int, workers: int, executor: str,
+               partitions: int, quiet: bool = True) -> dict:
+    """The segment and dedup stages (datatrove executors); each skips the tasks it completed before."""
+    from loguru import logger
+
+    os.environ["NABRA_TASK_LOGS"] = "0" if quiet else "1"
+    if quiet:
+        logger.disable("datatrove")  # per-task progress goes to WORK/logs; the summary is printed at the end
+    else:
+        logger.enable("datatrove")
+    cfg_json = cfg.model_dump_json()
+    names = [str(f) for f in files]
+    t0 = time.perf_counter()
+    _executor(executor, [ArticleReader(names), CleanSegment(cfg_json), PartWriter(str(work), cfg_json, partitions)],
+              tasks, workers, work / "logs" / "segment").run()
+    _check_complete(work / "logs" / "segment", tasks, "segment")
+    t1 = time.perf_counter()
+    n_dedup = partitions * (1 + BAND_TASKS)
+    _executor(executor, [DedupEdges(str(work), cfg_json, partitions, tasks)], n_dedup, workers,
+              work / "logs" / "dedup").run()
+    _check_complete(work / "logs" / "dedup", n_dedup, "dedup")
+    # wall time of this run's stages (a resumed run times only what it redid)
+    return {"segment_s": round(t1 - t0, 2), "dedup_s": round(time.perf_counter() - t1, 2)}
+
+
+def _check_complete(logdir: Path, tasks: int, stage: str) -> None:
+    done = len(list((logdir / "completions").glob("*"))) if (logdir / "completions").exists() else 0
+    if done != tasks:
+        raise RuntimeError(f"{stage} stage: {done} of {tasks} tasks completed; see {logdir}/logs")
+
+
+def _parts(work: Path, tasks: int) -> list[Path]:
+    return [work / "parts" / f"{r:05d}" for r in range(tasks)]
+
+
+def cluster_edges(work: Path, partitions: int, repeated_gids: np.ndarray):
+    """Connected components of all duplicate edges (scipy, over the statements that have one).
+    Returns (sorted node gids, root gid per node, cluster size per node, counts)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    edir = work / "edges"
+    exact = [np.load(edir / f"exact_{p:04d}.npy") for p in range(partitions)]
+    near = [np.load(edir / f"near_{j:02d}_{p:04d}.npy") for j in range(BAND_TASKS) for p in range(partitions)]
+    ex = np.concatenate(exact) if exact else np.empty((0, 2), np.int64)
+    nr = np.concatenate(near) if near else np.empty((0, 2), np.int64)
+    ex_stats = [json.loads((edir / f"exact_{p:04d}.json").read_text()) for p in range(partitions)]
+    n_exact = sum(s["statements"] - s["keys"] for s in ex_stats)
+    if len(repeated_gids):  # statements of repeated records are not in the corpus
+        ex = ex[~np.isin(ex[:, 1], repeated_gids)]
+        n_exact -= len(repeated_gids)
+    nodes = np.unique(np.concatenate([ex.ravel(), nr.ravel()]))
+    n = len(nodes)
+
+    def components(e):
+        ij = np.searchsorted(nodes, e)
+        g = coo_matrix((np.ones(len(ij), np.int8), (ij[:, 0], ij[:, 1])), shape=(n, n))
+        return connected_components(g, directed=False)
+
+    c_exact, _ = components(ex)
+    c_all, labels = components(np.concatenate([ex, nr]))
+    # nodes are sorted, so the first node of each label is its earliest statement: the cluster's name
+    _, first_idx, sizes = np.unique(labels, return_index=True, return_counts=True)
+    roots = nodes[first_idx][labels]
+    size = sizes[labels]
+    counts = {"exact_duplicate_pairs": int(n_exact), "near_duplicate_links": int(c_exact - c_all),
+              "duplicates_marked": int(n - c_all), "clusters_with_duplicates": int(c_all)}
+    return nodes, roots, size, counts
+
+
+def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks: int, partitions: int,
+             expand_problems: list, input_records: list[dict], t0: float, log, stage_times: dict) -> dict:
+    """Streams the parts, in input order, into OUT (atomically) and returns the manifest."""
+    from nabra.data.corpus import STATEMENT_SCHEMA, BuildError, empty_reasons
+    from nabra.data.ingest import Problem
+    from nabra.io import atomic_dir, sha1_text, versions, write_json
+
+    parts = _parts(work, tasks)
+    metas = [json.loads((p / "meta.json").read_text()) for p in parts]
+    problems = list(expand_problems) + [Problem(d["file"], d["reason"], d["line"]) for m in metas for d in m["problems"]]
+    for p in problems[len(expand_problems):]:
+        if log:
+            log(f"warning: {p}")
+    # repeated records: the same article id again (same url, title, text); the first one stays
+    am = pa.concat_tables([pq.read_table(p / "artmeta.parquet") for p in parts])
+    aid = am.column("aid").to_numpy()
+    _, first = np.unique(aid, return_index=True)
+    rep_mask = np.ones(len(aid), bool)
+    rep_mask[first] = False
+    repeated_art = np.sort(am.column("gid").to_numpy()[rep_mask])
+    counts, per_source = Counter(), {}
+    kept_col, seg_col = am.column("kept").to_numpy(), am.column("segmented").to_numpy()
+    for src, kept, seg, rep in zip(am.column("source").to_pylist(), kept_col, seg_col, rep_mask):
+        c = per_source.setdefault(src, Counter())
+        c["articles_read"] += 1
+        counts["articles_read"] += 1
+        if rep:
+            counts["articles_repeated"] += 1
+            continue
+        counts["statements_segmented"] += int(seg)
+        if kept == 0:
+            counts["articles_empty"] += 1
+            continue
+        c["articles_kept"] += 1
+        c["statements_kept"] += int(kept)
+    del am, aid, kept_col, seg_col
+
+    repeated_st = _repeated_statement_gids(parts, repeated_art)
+    nodes, roots, sizes, dup_counts = cluster_edges(work, partitions, repeated_st)
+    reasons = Counter()
+    h = hashlib.sha1()
+    n_lines = 0
+
+    def hash_line(line: str):
+        nonlocal n_lines
+        h.update((("\n" if n_lines else "") + line).encode("utf-8"))
+        n_lines += 1
+
+    with atomic_dir(out) as tmp:
+        n_art = 0
+        aw = None
+        for p in parts:
+            for batch in pq.ParquetFile(p / "articles.parquet").iter_batches(batch_size=2048):
+                keep = _not_in(batch.column("gid").to_numpy(), repeated_art)
+                t = pa.Table.from_batches([batch]).filter(pa.array(keep)).drop_columns(["gid"])
+                for i, b in zip(t.column("article_id").to_pylist(), t.column("body").to_pylist()):
+                    hash_line(f"{i}\t{sha1_text(b)}")
+                aw = aw or pq.ParquetWriter(tmp / "articles.parquet", ARTICLE_SCHEMA)
+                aw.write_table(t)
+                n_art += t.num_rows
+        if aw:
+            aw.close()
+        if not n_art:
+            raise BuildError("nothing could be built: no article with a statement in the input"
+                             + (f" ({len(problems)} input problem(s): {problems[0]})" if problems else "")
+                             + "".join(f"; {f}: {why}" for f, why in empty_reasons(_part_rejects(parts), cfg)[:5]),
+                             problems)
+        root_sid: dict[int, str] = {}
+        sw = pq.ParquetWriter(tmp / "statements.parquet", STATEMENT_SCHEMA)
+        n_st = 0
+        for p in parts:
+            for batch in pq.ParquetFile(p / "statements.parquet").iter_batches(batch_size=BATCH):
+                t = pa.Table.from_batches([batch])
+                keep = _not_in(t.column("agid").to_numpy(), repeated_art)
+                if not keep.all():
+                    t = t.filter(pa.array(keep))
+                gid = t.column("gid").to_numpy()
+                pos = np.minimum(np.searchsorted(nodes, gid), max(len(nodes) - 1, 0))
+                hit = nodes[pos] == gid if len(nodes) else np.zeros(len(gid), bool)
+                root = np.where(hit, roots[pos], gid) if len(nodes) else gid
+                size = np.where(hit, sizes[pos], 1) if len(nodes) else np.ones(len(gid), np.int64)
+                is_dup = root != gid
+                sids = t.column("statement_id").to_pylist()
+                for i in np.flatnonzero(~is_dup & (size > 1)).tolist():
+                    root_sid[int(gid[i])] = sids[i]  # a cluster's root comes first in input order
+                dup_cluster = list(sids)
+                for i in np.flatnonzero(is_dup).tolist():
+                    dup_cluster[i] = root_sid[int(root[i])]
+                for sid, st, en, sha, dc in zip(sids, t.column("start").to_pylist(), t.column("end").to_pylist(),
+                                                t.column("text_sha1").to_pylist(), dup_cluster):
+                    hash_line(f"{sid}\t{st}\t{en}\t{sha}\t{dc}")
+                t = (t.drop_columns(["gid", "agid"]).append_column("dup_cluster", pa.array(dup_cluster, pa.string()))
+                     .append_column("is_duplicate", pa.array(is_dup)).append_column("cluster_size", pa.array(size, pa.int32())))
+                sw.write_table(t.cast(STATEMENT_SCHEMA))
+                n_st += t.num_rows
+        sw.close()
+        counts["articles_kept"] = n_art
+        counts["statements_kept"] = n_st
+        with open(tmp / "rejects.jsonl", "w", encoding="utf-8") as fh:
+            for p in parts:
+                skip = False
+                with open(p / "rejects.jsonl", encoding="utf-8") as rf:
+                    for line in rf:
+                        r = json.loads(line)
+                        if "_a" in r:
+                            skip = bool(len(repeated_art)) and _in_sorted(repeated_art, r["_a"])
+                            if skip:
+                                r = r["_rr"]
+                            else:
+                                continue
+                        elif skip:
+                            continue
+                        reasons[r["reason"]] += 1
+                        counts["statements_rejected"] += r["kind"] == "statement"
+                        counts["furniture_lines_dropped"] += r["kind"] == "furniture"
+                        fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+            for p in problems:
+                fh.write(json.dumps({"kind": "input", "reason": p.reason, "input_file": p.file, "line": p.line},
+                                    ensure_ascii=False) + "\n")
+        counts["input_problems"] = len(problems)
+        for k in ("statements_rejected", "furniture_lines_dropped"):
+            counts.setdefault(k, 0)
+        manifest = {
+            "inputs": input_records,
+            "counts": dict(sorted(counts.items())),
+            "duplicates": dup_counts,
+            "rejected_by_reason": dict(sorted(reasons.items())),
+            "per_source": {k: dict(sorted(v.items())) for k, v in sorted(per_source.items())},
+            "problems": [str(p) for p in problems],
+            "config": cfg.model_dump(),
+            "versions": versions(),
+            "content_hash": h.hexdigest(),
+        }
+        edge_stats = [json.loads(f.read_text()) for f in sorted((work / "edges").glob("*.json"))]
+        manifest["timing"] = {
+            "wall_s": round(time.perf_counter() - t0, 2), **stage_times,
+            "cpu_s_by_stage": {"segment": round(sum(m["cpu_s"] for m in metas), 2),
+                               "dedup": round(sum(s["cpu_s"] for s in edge_stats), 2),
+                               "write": round(time.process_time(), 2)},
+            "peak_rss_mb": max([_peak_rss_mb()] + [m["peak_rss_mb"] for m in metas]
+                               + [s["peak_rss_mb"] for s in edge_stats]),
+            "peak_rss_mb_by_stage": {"segment": max(m["peak_rss_mb"] for m in metas),
+                                     "dedup": max(s["peak_rss_mb"] for s in edge_stats),
+                                     "write": _peak_rss_mb()},
+        }
+        manifest["pipeline"] = {"tasks": tasks, "dedup_partitions": partitions}
+        write_json(tmp / "manifest.json", manifest)  # written last: its presence marks a finished build
+    return {"manifest": manifest, "problems": problems}
+
+
+def _in_sorted(arr: np.ndarray, v: int) -> bool:
+    i = np.searchsorted(arr, v)
+    return bool(i < len(arr) and arr[i] == v)
+
+
+def _not_in(values: np.ndarray, sorted_arr: np.ndarray) -> np.ndarray:
+    return ~np.isin(values, sorted_arr) if len(sorted_arr) else np.ones(len(values), bool)
+
+
+def _repeated_statement_gids(parts: list[Path], repeated_art: np.ndarray) -> np.ndarray:
+    if not len(repeated_art):
+        return np.empty(0, np.int64)
+    out = []
+    for p in parts:
+        t = pq.read_table(p / "statements.parquet", columns=["gid", "agid"])
+        out.append(t.column("gid").to_numpy()[~_not_in(t.column("agid").to_numpy(), repeated_art)])
+    return np.sort(np.concatenate(out))

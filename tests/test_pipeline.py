@@ -1,0 +1,195 @@
+"""The datatrove corpus pipeline: same corpus as the in-memory reference (duplicates across tasks,
+repeated records, the short-first-statement rule), the same hash for any tasks/workers/executor,
+resume after a kill, and the Ray executor on a local cluster."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import SAMPLE, cli
+from nabra.config import load_corpus_config
+from nabra.data.corpus import ArticleProcessor, build, content_hash, dedup_key, load_corpus, mark_duplicates
+from nabra.data.ingest import read_inputs, RawArticle
+
+CFG = load_corpus_config()
+S1 = "أعلنت وزارة التعليم اليوم عن خطة جديدة لتطوير المناهج في المدارس الحكومية كلها"
+S2 = "حذرت الهيئة العامة المخالفين من عقوبات صارمة تصل إلى السجن والغرامة المالية الكبيرة"
+S3 = "وأكد المتحدث الرسمي أن الحملات الميدانية مستمرة في جميع المناطق دون توقف أبدا"
+SHORT = "قال الوزير إن الخطة ستبدأ قريبا"  # under dedup_min_chars (40)
+# the same dedup key as SHORT (diacritics and punctuation only) but 40 characters or more
+SHORT_LONG = "قَالَ الوَزِيرُ: إِنَّ الخُطَّةَ سَتَبْدَأُ قَرِيبًا!!"
+
+
+def _write(path, texts):
+    path.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), "utf-8")
+
+
+def reference_hash(files, cfg=CFG):
+    """Today's semantics, in memory: every article in input order, repeated records dropped, then
+    exact + MinHash LSH duplicates over the whole corpus (nabra.data.corpus.mark_duplicates)."""
+    proc, seen, arts, sts = ArticleProcessor(cfg), set(), [], []
+    for item in read_inputs([str(f) for f in files]):
+        if not isinstance(item, RawArticle):
+            continue
+        art, kept, _ = proc.process(item)
+        if art["article_id"] in seen:
+            continue
+        seen.add(art["article_id"])
+        if kept:
+            arts.append(art)
+            sts.extend(kept)
+    counts = mark_duplicates(sts, cfg)
+    return content_hash(arts, sts), counts
+
+
+@pytest.fixture()
+def dup_inputs(tmp_path):
+    """Four files (four tasks): duplicates that cross task boundaries, a record repeated in another
+    file, near duplicates, and a key whose first statement is too short for near-duplicate checks."""
+    near1 = S1.replace("الحكومية", "الحكومية والأهلية")
+    near2 = S2.replace("الكبيرة", "الكبيرة جدا")
+    _write(tmp_path / "a.jsonl", [f"{S1}. {S2}.", f"{SHORT}. {S3}."])
+    _write(tmp_path / "b.jsonl", [f"{near1}. {S3}.", f"{SHORT_LONG} {near2}."])
+    _write(tmp_path / "c.jsonl", [f"{S1}. {S2}.", f"{S2}. {near1}."])  # the first: a repeated record of a.jsonl
+    _write(tmp_path / "d.jsonl", [f"{SHORT_LONG.replace('!!', '؟')} {S3.replace('أبدا', 'أبدا أبدا')}."])
+    return sorted(tmp_path.glob("*.jsonl"))
+
+
+def test_same_corpus_as_the_in_memory_reference(dup_inputs, tmp_path):
+    cfg = CFG.model_copy(update={"minhash_threshold": 0.5})
+    ref_hash, ref_counts = reference_hash(dup_inputs, cfg)
+    res = build([str(f) for f in dup_inputs], tmp_path / "out", cfg, progress=False, tasks=4, workers=1)
+    m = res.manifest
+    assert m["content_hash"] == ref_hash
+    assert m["duplicates"] == ref_counts
+    assert ref_counts["near_duplicate_links"] >= 2 and ref_counts["exact_duplicate_pairs"] >= 2
+    assert m["counts"]["articles_repeated"] == 1
+    rej = [json.loads(l) for l in (tmp_path / "out" / "rejects.jsonl").read_text("utf-8").splitlines()]
+    assert sum(r["reason"] == "repeated_record" for r in rej) == 1
+    st = load_corpus(tmp_path / "out")[0]
+    # the long twins of a short first statement are its exact duplicates and nothing more: a key
+    # whose first statement is short takes no part in near-duplicate links
+    first = st[st.text.str.startswith("قال الوزير")].statement_id.iloc[0]
+    cluster = st[st.dup_cluster == first]
+    assert len(cluster) == 3 and cluster.text.map(dedup_key).nunique() == 1
+
+
+@pytest.mark.parametrize("tasks,workers", [(1, 1), (2, 2), (4, 2)])
+def test_same_hash_for_any_tasks_and_workers(dup_inputs, tmp_path, tasks, workers):
+    ref_hash, _ = reference_hash(dup_inputs)
+    res = build([str(f) for f in dup_inputs], tmp_path / "out", CFG, progress=False, tasks=tasks, workers=workers)
+    assert res.manifest["content_hash"] == ref_hash
+
+
+def test_sample_same_hash_with_one_and_two_workers(sample_corpus, tmp_path):
+    want = load_corpus(sample_corpus)[2]["content_hash"]
+    assert cli("corpus", "build", "--input", SAMPLE / "articles.jsonl", "--out", tmp_path / "w2", "--workers", "2",
+               "--tasks", "2", "--no-progress") == 0
+    assert load_corpus(tmp_path / "w2")[2]["content_hash"] == want
+
+
+def test_killed_build_resumes_and_skips_completed_tasks(dup_inputs, tmp_path, monkeypatch, capsys):
+    import nabra.data.corpus as corpus
+
+    out = tmp_path / "out"
+    args = ("corpus", "build", "--input", *dup_inputs, "--out", out, "--tasks", "4", "--workers", "1")
+    real = corpus.ArticleProcessor.process
+    seen = []
+
+    def killed_at_c(self, art):
+        seen.append(art.input_file)
+        if art.input_file.endswith("c.jsonl"):
+            raise KeyboardInterrupt  # killed during the third task
+        return real(self, art)
+
+    monkeypatch.setattr(corpus.ArticleProcessor, "process", killed_at_c)
+    with pytest.raises(KeyboardInterrupt):
+        cli(*args)
+    assert not out.exists()
+    assert sorted((tmp_path / ".out.work" / "logs" / "segment" / "completions").iterdir())  # tasks 0 and 1 done
+
+    def counted(self, art):
+        seen.append(art.input_file)
+        return real(self, art)
+
+    seen.clear()
+    monkeypatch.setattr(corpus.ArticleProcessor, "process", counted)
+    assert cli(*args) == 0
+    assert "resuming the build" in capsys.readouterr().err
+    assert not any(f.endswith(("a.jsonl", "b.jsonl")) for f in seen)  # completed tasks were skipped
+    assert load_corpus(out)[2]["content_hash"] == reference_hash(dup_inputs)[0]
+    assert not (tmp_path / ".out.work").exists()
+
+
+def test_changed_arguments_start_afresh(dup_inputs, tmp_path, capsys):
+    from nabra.data import pipeline as pl
+
+    work = tmp_path / "w"
+    assert not pl.prepare_work(work, {"tasks": 2})
+    assert pl.prepare_work(work, {"tasks": 2})
+    assert not pl.prepare_work(work, {"tasks": 3})  # another build: nothing of the old one is reused
+
+
+def test_ray_executor_on_a_local_cluster(sample_corpus, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'nabra[ray]'); the Ray executor is untested here")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             configure_logging=False)
+    try:
+        assert cli("corpus", "build", "--input", SAMPLE / "articles.jsonl", "--out", tmp_path / "ray", "--executor",
+                   "ray", "--tasks", "2", "--workers", "2", "--no-progress") == 0
+    finally:
+        ray.shutdown()
+    assert load_corpus(tmp_path / "ray")[2]["content_hash"] == load_corpus(sample_corpus)[2]["content_hash"]
+
+
+def test_predict_with_workers_keeps_the_order_of_one_process(sample_run, tmp_path, capsys):
+    arts = [json.loads(l)["text"] for l in (SAMPLE / "articles.jsonl").read_text("utf-8").splitlines()]
+    files = []
+    for i in range(5):  # five files, labelled by two worker processes
+        f = tmp_path / f"in{i}.txt"
+        f.write_text(arts[i * 3] + "\n" + arts[i * 3 + 1], "utf-8")
+        files.append(f)
+    (tmp_path / "bad.txt").write_text("", "utf-8")
+    files.insert(2, tmp_path / "bad.txt")
+    assert cli("predict", sample_run, *files, "--format", "jsonl", "--out", tmp_path / "one.jsonl") == 0
+    assert cli("predict", sample_run, *files, "--format", "jsonl", "--out", tmp_path / "two.jsonl",
+               "--workers", "2") == 0
+    assert "bad.txt: empty file" in capsys.readouterr().err
+    one, two = (tmp_path / "one.jsonl").read_text("utf-8"), (tmp_path / "two.jsonl").read_text("utf-8")
+    assert one == two and len(one.splitlines()) > 10
+
+
+def test_normalize_line_fast_path_gives_the_per_character_result():
+    import random
+
+    from nabra.data.clean import normalize_chars, normalize_line
+
+    alphabet = list("قال الوزير ") + ["\u0640", "\u00a0", "\u200f", "\ufeff", "\ufefb", "\t", "  ", "\u2003", "x"]
+    rng = random.Random(1)
+    for _ in range(20000):
+        line = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert normalize_line(line, 7) == normalize_chars(line, 7), repr(line)
+
+
+def _tiny_zip(path):
+    import zipfile
+
+    recs = [{"source": "s", "url": f"u{i}", "title": f"t{i}", "date_extracted": "d", "author": "a",
+             "content": f"{S1}. {S2} رقم {i}.\n{S3}."} for i in range(3)]
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("2015-01-01.json", json.dumps(recs, ensure_ascii=False))
+    return path
+
+
+def test_synthetic_archive_repeats_every_article_under_another_id(tmp_path):
+    from nabra.evaluation.synth import make_synthetic
+
+    src = tmp_path / "src"
+    src.mkdir()
+    _tiny_zip(src / "a.zip")
+    zips = make_synthetic(src, tmp_path / "syn", copies=3)
+    res = build([str(z) for z in zips], tmp_path / "out", CFG, progress=False)
+    c, d = res.manifest["counts"], res.manifest["duplicates"]
+    assert len(zips) == 3 and c["articles_read"] == 9 and c.get("articles_repeated", 0) == 0
+    assert d["duplicates_marked"] >= 2 * c["statements_kept"] // 3  # copies 1 and 2 are duplicates of copy 0

@@ -12,5 +12,5 @@ def test_demo_log_is_one_summary_per_stage(tmp_path, capfd):
     for noise in ("Writing model shards", "Loading weights", "'eval_loss'", "{'loss'", "it/s]"):
         assert noise not in text, noise
     assert len(text.splitlines()) < 60
-    assert "== 7/7 predict" in out and "full training log:" in out
+    assert "== 6/6 predict" in out and "full training log:" in out
     assert "eval_loss" in (tmp_path / "demo/run/train.log").read_text(encoding="utf-8")

@@ -70,7 +70,7 @@ def run(args) -> int:
     snn = shared_dir() / "data" / "saudinewsnet"
     seed_article = shared_dir() / "data" / "seed" / "article.txt"
     gold = not args.tiny and not args.sample and snn.is_dir() and any(snn.glob("*.zip"))
-    n = 7 if args.tiny else 9
+    n = 6 if args.tiny else 8
     k = iter(range(1, n + 1))
     step = lambda msg: print(f"\n== {next(k)}/{n} {msg}  [{time.perf_counter() - t0:.0f} s]", flush=True)
     schema = load_labels()

@@ -168,7 +168,7 @@ def test_tfidf_baseline_on_arsarcasm_reaches_the_target(tmp_path):
 
 def test_saved_baselines_score_like_fresh_ones(sample_run, sample_dataset, tmp_path):
     assert cli("baseline", "--data", sample_dataset, "--out", tmp_path / "bl") == 0
-    assert (tmp_path / "bl/stance.tfidf_svm.joblib").exists()
+    assert (tmp_path / "bl/stance.tfidf_svm.skops").exists()  # no pickle (issue 11)
     for name, extra in (("saved", ["--baselines", tmp_path / "bl"]), ("fresh", [])):
         assert cli("evaluate", "--model", sample_run, "--data", sample_dataset, "--bootstrap", "50",
                    "--out", tmp_path / name, *extra) == 0

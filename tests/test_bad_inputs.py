@@ -215,3 +215,18 @@ def test_annotate_import_bad_pass_is_a_message_and_good_records_stay(sample_corp
     with pytest.raises(SystemExit) as e:
         cli("annotate", "import", tmp_path / "batch.json", "--corpus", sample_corpus, "--out", out, "--pass", "x")
     assert e.value.code == 2 and "argument --pass: invalid choice: 'x'" in capsys.readouterr().err
+
+
+def test_annotate_export_takes_plain_ids_and_names_a_bad_json_line(sample_corpus, tmp_path, capsys):
+    import pandas as pd
+
+    ids = pd.read_parquet(sample_corpus / "statements.parquet").statement_id[:3].tolist()
+    (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", tmp_path / "ids.txt",
+               "--out", tmp_path / "batch.json") == 0
+    assert len(json.loads((tmp_path / "batch.json").read_text(encoding="utf-8"))) == 3
+    (tmp_path / "bad.jsonl").write_text('{"statement_id": "%s"}\n{"statement_id": \n' % ids[0], encoding="utf-8")
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", tmp_path / "bad.jsonl",
+               "--out", tmp_path / "b2.json") == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl line 2: invalid JSON" in err and "Traceback" not in err

@@ -17,7 +17,8 @@ def register(sub) -> None:
     e = s.add_parser("export", help="write statements as Label Studio tasks (JSON) and CSV")
     e.add_argument("--corpus", required=True)
     e.add_argument("--ids", required=True,
-                   help="a sample.jsonl / gold*.jsonl file (its statement ids, and labels if it has them)")
+                   help="a sample.jsonl / gold*.jsonl file (its statement ids, and labels if it has them), "
+                        "or a text file of statement ids, one per line")
     e.add_argument("--pass", dest="pass_", default="final", choices=["1", "2", "final"],
                    help="with a gold file: which pass to export (1, 2, final)")
     e.add_argument("--out", required=True, help="output JSON path; the CSV is written beside it")
@@ -51,7 +52,7 @@ def run_export(args) -> int:
     from nabra.data.corpus import load_corpus
 
     st, _, _ = load_corpus(args.corpus)
-    recs = [json.loads(l) for l in Path(args.ids).read_text(encoding="utf-8").splitlines() if l.strip()]
+    recs = read_id_records(Path(args.ids))
     if recs and "pass" in recs[0]:
         want = args.pass_ if args.pass_ == "final" else int(args.pass_)
         recs = [r for r in recs if r["pass"] == want]
@@ -84,3 +85,27 @@ def run_import(args) -> int:
         return 1
     print(f"imported {len(recs)} record(s) -> {args.out}")
     return 0
+
+
+def read_id_records(path: Path) -> list[dict]:
+    """JSONL records with a statement_id, or plain statement ids one per line; a bad line is named."""
+    from nabra.cli.main import UserError
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    recs = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        if not line.startswith("{"):
+            recs.append({"statement_id": line})
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path} line {n}: invalid JSON ({e.msg})") from None
+        if "statement_id" not in rec:
+            raise UserError(f"{path} line {n}: no statement_id")
+        recs.append(rec)
+    return recs

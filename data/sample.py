@@ -38,11 +38,21 @@ def political_articles(articles: pd.DataFrame, min_hits: int = 4) -> set[str]:
 
 def draw(statements: pd.DataFrame, articles: pd.DataFrame, schema: LabelSchema, seed: int = 13,
          per_class: int = 220, neutral_flagged: int = 150, random_slice: int = 350,
-         double_share: float = 0.2, max_per_article: int = 2) -> pd.DataFrame:
-    """Returns the chosen statements with columns stratum and double (second reading)."""
+         double_share: float = 0.2, max_per_article: int = 2, exclude: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Returns the chosen statements with columns stratum and double (second reading).
+
+    exclude: statements already annotated (statement_id, article_id); their articles and their
+    duplicate clusters are left out of the pool, so a new batch never shares an article or a
+    near-duplicate with earlier gold and its statements can go to any split (issue 12's test-v2).
+    """
     rng = np.random.default_rng(seed)
     pol = political_articles(articles)
-    pool = statements[(~statements.is_duplicate) & statements.article_id.isin(pol)].reset_index(drop=True)
+    keep = (~statements.is_duplicate) & statements.article_id.isin(pol)
+    if exclude is not None and len(exclude):
+        seen = statements[statements.statement_id.isin(exclude.statement_id)]
+        keep &= ~statements.article_id.isin(set(exclude.article_id) | set(seen.article_id))
+        keep &= ~statements.dup_cluster.isin(set(seen.dup_cluster.dropna()))
+    pool = statements[keep].reset_index(drop=True)
     names = schema.tasks["stance"].names
     votes = WeakLabeler(schema).votes(pool.text.tolist(), "stance")
     per_article: dict[str, int] = {}

@@ -13,6 +13,14 @@ def register(sub) -> None:
     sm.add_argument("--corpus", required=True)
     sm.add_argument("--out", default="data/annotations/sample.jsonl")
     sm.add_argument("--seed", type=int, default=13)
+    sm.add_argument("--random", type=int, default=350, help="statements drawn uniformly from the pool (default 350)")
+    sm.add_argument("--per-class", type=int, default=220,
+                    help="statements flagged by a weak cue, per non-neutral stance (default 220; 0 = random only)")
+    sm.add_argument("--neutral-flagged", type=int, default=150, help="flagged neutral statements (default 150)")
+    sm.add_argument("--double", type=float, default=0.2, help="share marked for a second reading (default 0.2)")
+    sm.add_argument("--exclude", nargs="*", default=[],
+                    help="standoff files or folders of statements already annotated: their articles and "
+                         "duplicate clusters are left out (a new batch)")
     sm.set_defaults(func=run_sample)
     e = s.add_parser("export", help="write statements as Label Studio tasks (JSON) and CSV")
     e.add_argument("--corpus", required=True)
@@ -38,7 +46,20 @@ def run_sample(args) -> int:
     from nabra.data.sample import draw, write_sample
 
     st, ar, _ = load_corpus(args.corpus)
-    df = draw(st, ar, load_labels(), seed=args.seed)
+    exclude = None
+    if args.exclude:
+        import pandas as pd
+
+        ids = set()
+        for e in args.exclude:
+            for f in (sorted(Path(e).glob("*.jsonl")) if Path(e).is_dir() else [Path(e)]):
+                ids |= {r["statement_id"] for r in read_id_records(f)}
+        exclude = st.loc[st.statement_id.isin(ids), ["statement_id", "article_id"]]
+        print(f"excluding {len(exclude)} annotated statements, their {exclude.article_id.nunique()} articles "
+              f"and their duplicate clusters")
+    df = draw(st, ar, load_labels(), seed=args.seed, random_slice=args.random, per_class=args.per_class,
+              neutral_flagged=args.neutral_flagged if args.per_class else 0, double_share=args.double,
+              exclude=exclude)
     write_sample(df, args.out)
     print(f"{len(df)} statements ({int(df.double.sum())} for a second reading) -> {args.out}")
     print("  " + ", ".join(f"{k} {v}" for k, v in df.stratum.value_counts().sort_index().items()))

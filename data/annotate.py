@@ -46,10 +46,12 @@ def read_records(path: str | Path) -> list[dict]:
 def write_records(records: list[dict], path: str | Path) -> None:
     order = {1: 0, 2: 1, "final": 2}
     records = sorted(records, key=lambda r: (r["statement_id"], order.get(r["pass"], 3), r["annotator"]))
-    write_atomic(path, "".join(json.dumps({k: r[k] for k in RECORD_KEYS}, ensure_ascii=False) + "\n" for r in records))
+    write_atomic(path, "".join(json.dumps({k: r[k] for k in RECORD_KEYS} | {k: r[k] for k in OPTIONAL_KEYS if r.get(k)},
+                                          ensure_ascii=False) + "\n" for r in records))
 
 
 PASSES = (1, 2, "final")
+OPTIONAL_KEYS = ("reason",)  # an adjudicator's or auditor's reason for a final label
 
 
 def parse_pass(value) -> int | str | None:

@@ -89,8 +89,8 @@ def test_gold_annotations_meet_the_targets():
     for sid in p2:
         if (p1[sid]["stance"], p1[sid]["sentiment"]) != (p2[sid]["stance"], p2[sid]["sentiment"]):
             assert fin[sid]["annotator"] == "llm-adjudicator"
-    assert not any(len(l) > 0 and "text" in json.loads(l) for l in
-                   (REPO_ROOT / "data/annotations/gold.jsonl").read_text().splitlines())
+    for f in (REPO_ROOT / "data/annotations").glob("gold*.jsonl"):  # standoff only: no third-party text
+        assert not any(len(l) > 0 and "text" in json.loads(l) for l in f.read_text().splitlines()), f
 
 
 def test_agreement_and_finalize():
@@ -106,6 +106,26 @@ def test_agreement_and_finalize():
     fin = {r["statement_id"]: r for r in out if r["pass"] == "final"}
     assert not pending and fin["s1"]["annotator"] == "agreed" and fin["s2"]["stance"] == "warning"
     assert agreement(recs)["stance"]["disagreements"] == 1
+
+
+def test_annotate_finalize_cli_keeps_reasons_and_refuses_unsettled(sample_corpus, tmp_path, capsys):
+    from nabra.data.annotate import write_records
+
+    p1 = _records_for(sample_corpus, 4)
+    p2 = [{**r, "annotator": "other", "pass": 2} for r in p1]
+    p2[1]["stance"] = "neutral" if p1[1]["stance"] != "neutral" else "support"   # one disagreement
+    write_records(p1, tmp_path / "p1.jsonl")
+    write_records(p2, tmp_path / "p2.jsonl")
+    out = tmp_path / "gold_new.jsonl"
+    args = ["annotate", "finalize", tmp_path / "p1.jsonl", tmp_path / "p2.jsonl", "--corpus", sample_corpus, "--out", out]
+    assert cli(*args) == 2 and not out.exists()
+    assert p1[1]["statement_id"] in capsys.readouterr().err
+    sid = p1[1]["statement_id"]
+    (tmp_path / "adj.csv").write_text(f"statement_id,stance,sentiment,reason\n{sid},warning,negative,rule 3 threat\n")
+    assert cli(*args, "--adjudications", tmp_path / "adj.csv") == 0, capsys.readouterr().err
+    fin = {r["statement_id"]: r for r in read_records(out) if r["pass"] == "final"}
+    assert len(fin) == 4 and fin[sid]["stance"] == "warning" and fin[sid]["reason"] == "rule 3 threat"
+    assert fin[sid]["annotator"] == "llm-adjudicator" and fin[p1[0]["statement_id"]]["annotator"] == "agreed"
 
 
 # ----------------------------------------------------------------------------- interop round trip

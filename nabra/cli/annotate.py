@@ -38,6 +38,14 @@ def register(sub) -> None:
     i.add_argument("--annotator", default=None, help="annotator name (default: from the file)")
     i.add_argument("--pass", dest="pass_", default="1", choices=["1", "2", "final"], help="1, 2 or final (default 1)")
     i.set_defaults(func=run_import)
+    f = s.add_parser("finalize", help="readings + adjudications -> one gold file with a final record per statement")
+    f.add_argument("readings", nargs="+", help="standoff JSONL files of pass-1/pass-2 readings (from `annotate import`)")
+    f.add_argument("--adjudications", nargs="*", default=[],
+                   help="adjudicator files (CSV or Label Studio JSON: statement_id, stance, sentiment[, reason])")
+    f.add_argument("--adjudicator", default="llm-adjudicator", help="annotator name of the adjudications")
+    f.add_argument("--corpus", required=True, help="corpus folder (checks the adjudicated ids and hashes)")
+    f.add_argument("--out", required=True, help="gold JSONL to write, e.g. data/annotations/gold_r29.jsonl")
+    f.set_defaults(func=run_finalize)
 
 
 def run_sample(args) -> int:
@@ -105,6 +113,50 @@ def run_import(args) -> int:
         print(f"imported {len(recs)} record(s), rejected {len(errors)} (reasons in {rej})", file=sys.stderr)
         return 1
     print(f"imported {len(recs)} record(s) -> {args.out}")
+    return 0
+
+
+def run_finalize(args) -> int:
+    """Writes every reading plus one final record per statement: the single reading, the agreed label
+    of two readings, or the adjudicator's (with its reason). Statements whose readings disagree and
+    that no adjudication covers are listed, and nothing is written."""
+    import csv
+
+    from nabra.config import load_labels
+    from nabra.data.annotate import finalize, import_file, read_records, write_records
+    from nabra.data.corpus import load_corpus
+    from nabra.errors import UserError
+
+    recs = [r for f in args.readings for r in read_records(f) if r["pass"] != "final"]
+    st, _, _ = load_corpus(args.corpus)
+    adj, errors = [], []
+    for f in args.adjudications:
+        got, errs = import_file(f, st, load_labels(), annotator=args.adjudicator, pass_="final")
+        errors += errs
+        if Path(f).suffix.lower() == ".csv":  # the adjudicator's reason travels with the record
+            with open(f, encoding="utf-8-sig", newline="") as fh:
+                why = {r["statement_id"]: (r.get("reason") or "").strip() for r in csv.DictReader(fh)}
+            for r in got:
+                if why.get(r["statement_id"]):
+                    r["reason"] = why[r["statement_id"]]
+        adj += got
+    if errors:
+        raise UserError("adjudications rejected:\n  " + "\n  ".join(errors[:20]))
+    out, pending = finalize(recs, adj)
+    reasons = {r["statement_id"]: r["reason"] for r in adj if r.get("reason")}
+    for r in out:
+        if r["pass"] == "final" and r["statement_id"] in reasons and r["annotator"] == args.adjudicator:
+            r["reason"] = reasons[r["statement_id"]]
+    if pending:
+        raise UserError(f"{len(pending)} statement(s) read twice with different labels and no adjudication: "
+                        + ", ".join(pending[:10]) + (" ..." if len(pending) > 10 else ""))
+    write_records(out, args.out)
+    finals = [r for r in out if r["pass"] == "final"]
+    by = {}
+    for r in finals:
+        by[r["annotator"]] = by.get(r["annotator"], 0) + 1
+    print(f"{len(out) - len(finals)} readings, {len(finals)} final records -> {args.out}")
+    print("  final from: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items())))
     return 0
 
 

@@ -93,17 +93,20 @@ class NabraModel(PreTrainedModel):
         config = NabraConfig(encoder=encoder_config.to_dict(), tasks=tasks, **cfg_kw)
         return cls(config)
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **labels) -> MultiTaskOutput:
+    def pool(self, input_ids=None, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """The pooled encoder state the heads read (before dropout), with the config's pooling; also the
+        statement embedding of `nabra annotate suggest`."""
         kw = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kw["token_type_ids"] = token_type_ids
         states = self.encoder(**kw).last_hidden_state
         if self.config.pooling == "mean":
             mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1).to(states.dtype)
-            hidden = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        else:
-            hidden = states[:, 0]  # [CLS] / <s>
-        hidden = self.dropout(hidden)
+            return (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return states[:, 0]  # [CLS] / <s>
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **labels) -> MultiTaskOutput:
+        hidden = self.dropout(self.pool(input_ids, attention_mask, token_type_ids))
         logits = tuple(self.heads[t](hidden) for t in self.config.tasks)
         loss = None
         if any(f"labels_{t}" in labels and labels[f"labels_{t}"] is not None for t in self.config.tasks):

@@ -90,20 +90,44 @@ class StanceClassifier:
         return cls(d, backend=backend, **kw)
 
     # ------------------------------------------------------------------ core
-    def logits(self, texts: list[str], pairs: list[str] | None = None) -> dict[str, np.ndarray]:
-        """Raw logits per task for `texts`, batched by similar length (less padding)."""
+    def _batches(self, texts: list[str], pairs: list[str] | None = None):
+        """(row indices, tokenized batch) over `texts`, batched by similar length (less padding)."""
         texts_p = self.pre(list(texts))
         pairs_p = self.pre(list(pairs), pair=True) if pairs is not None else None
         order = np.argsort([len(t) for t in texts_p], kind="stable")
-        out = {t: np.zeros((len(texts_p), len(l)), dtype=np.float32) for t, l in self.tasks.items()}
         for b in range(0, len(order), self.batch_size):
             idx = order[b:b + self.batch_size]
             a = [texts_p[i] for i in idx]
             kw = dict(truncation=True, max_length=self.max_length, padding=True, return_tensors="np")
-            enc = self.tokenizer(a, [pairs_p[i] for i in idx], **kw) if pairs_p is not None else self.tokenizer(a, **kw)
+            yield idx, (self.tokenizer(a, [pairs_p[i] for i in idx], **kw) if pairs_p is not None
+                        else self.tokenizer(a, **kw))
+
+    def logits(self, texts: list[str], pairs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Raw logits per task for `texts`."""
+        out = {t: np.zeros((len(texts), len(l)), dtype=np.float32) for t, l in self.tasks.items()}
+        for idx, enc in self._batches(texts, pairs):
             for t, lg in zip(self.tasks, self._forward(enc)):
                 out[t][idx] = lg
         return out
+
+    def logits_and_embeddings(self, texts: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Logits per task and the pooled encoder state the heads read (the model's own pooling, not
+        normalised), from one forward pass per batch. PyTorch backend only."""
+        import torch
+
+        if self.backend != "torch":
+            raise ValueError("embeddings need the torch backend")
+        out = {t: np.zeros((len(texts), len(l)), dtype=np.float32) for t, l in self.tasks.items()}
+        emb = None
+        for idx, enc in self._batches(texts):
+            with torch.inference_mode():
+                h = self.model.pool(**{k: torch.from_numpy(v) for k, v in enc.items()})
+                for t in self.tasks:
+                    out[t][idx] = self.model.heads[t](h).float().numpy()
+            if emb is None:
+                emb = np.zeros((len(texts), h.shape[1]), dtype=np.float32)
+            emb[idx] = h.float().numpy()
+        return out, (emb if emb is not None else np.zeros((0, 0), dtype=np.float32))
 
     def _forward(self, enc) -> list[np.ndarray]:
         if self.backend == "onnx":

@@ -1,9 +1,17 @@
-"""`nabra annotate sample|export|import`: choose statements to annotate, and Label Studio / CSV interop."""
+"""`nabra annotate sample|suggest|export|import`: choose statements to annotate, and Label Studio / CSV interop."""
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+
+from nabra.cli.main import positive_int
+
+QUOTA_HELP = ("quotas over the predicted stance (neutral gets 1/(2 x classes) of the batch, every other class an "
+              "equal share of the rest; a class with too few candidates passes its unfilled quota on to the others "
+              "in the same proportions), the most uncertain first within each class, at most ceil(n/K)+1 per k-means "
+              "cluster of the model's embeddings (lifted only if the batch cannot be filled otherwise) and at most 2 "
+              "per article")
 
 
 def register(sub) -> None:
@@ -22,6 +30,34 @@ def register(sub) -> None:
                     help="standoff files or folders of statements already annotated: their articles and "
                          "duplicate clusters are left out (a new batch)")
     sm.set_defaults(func=run_sample)
+    sg = s.add_parser("suggest", help="the next batch chosen by a trained model: uncertain, all classes, diverse",
+                      description="Active learning: a trained model scores a seeded random subset of the unlabelled "
+                                  "pool and the most uncertain statements are picked, with "
+                                  + QUOTA_HELP + ". Statements whose article group or duplicate cluster holds a "
+                                  "dev/test, annotated or --exclude statement are never picked. The JSON/CSV for "
+                                  "the readers carry no prediction; OUT.ids.jsonl keeps them for the record.")
+    sg.add_argument("--model", required=True, help="run directory (its best model) or model/export folder")
+    sg.add_argument("--corpus", required=True)
+    sg.add_argument("--n", type=int, required=True, help="statements to pick")
+    sg.add_argument("--out", required=True,
+                    help="Label Studio JSON to write; OUT.csv and OUT.ids.jsonl (standoff records) are written beside it")
+    sg.add_argument("--annotations", default=None,
+                    help="standoff records already annotated or being read, a folder (every *.jsonl) or a file "
+                         "(default: the package's data/annotations)")
+    sg.add_argument("--exclude", nargs="*", default=[],
+                    help="more files or folders of statement ids to keep out (JSONL with statement_id, or one id "
+                         "per line), e.g. a batch being read now")
+    sg.add_argument("--splits", default=None, help="frozen splits folder (default: the package's data/splits)")
+    sg.add_argument("--candidates", type=positive_int, default=8000,
+                    help="eligible statements drawn at random and scored (default 8000; ~25/s for e5 on 2 cores)")
+    sg.add_argument("--strategy", choices=["margin", "entropy"], default="margin",
+                    help="uncertainty: stance margin top1-top2 (small = unsure, default) or entropy")
+    sg.add_argument("--clusters", type=positive_int, default=None, help="k-means clusters (default n/5)")
+    sg.add_argument("--seed", type=int, default=17)
+    sg.add_argument("--batch-size", type=positive_int, default=32)
+    sg.add_argument("--min-hits", type=int, default=4,
+                    help="political keywords an article needs to join the pool (the sampler's rule; 0 = every article)")
+    sg.set_defaults(func=run_suggest)
     e = s.add_parser("export", help="write statements as Label Studio tasks (JSON) and CSV")
     e.add_argument("--corpus", required=True)
     e.add_argument("--ids", required=True,
@@ -71,6 +107,35 @@ def run_sample(args) -> int:
     write_sample(df, args.out)
     print(f"{len(df)} statements ({int(df.double.sum())} for a second reading) -> {args.out}")
     print("  " + ", ".join(f"{k} {v}" for k, v in df.stratum.value_counts().sort_index().items()))
+    return 0
+
+
+def _ids_of(paths: list[str]) -> set[str]:
+    ids: set[str] = set()
+    for e in paths:
+        for f in (sorted(Path(e).glob("*.jsonl")) if Path(e).is_dir() else [Path(e)]):
+            ids |= {r["statement_id"] for r in read_id_records(f)}
+    return ids
+
+
+def run_suggest(args) -> int:
+    from nabra.cli.main import UserError
+    from nabra.data.suggest import suggest
+    from nabra.paths import data_file
+
+    if args.n < 1:
+        raise UserError(f"--n must be >= 1, got {args.n}")
+    ann = Path(args.annotations) if args.annotations else data_file("annotations")
+    if args.annotations and not ann.exists():
+        raise UserError(f"--annotations {ann}: no such file or folder")
+    annotated = _ids_of([str(ann)]) if ann.exists() else set()
+    exclude = _ids_of(args.exclude)
+    print(f"keeping out {len(annotated):,} annotated statement(s) from {ann}"
+          + (f" and {len(exclude):,} from --exclude" if args.exclude else ""))
+    res = suggest(args.model, args.corpus, args.n, args.out, annotated=annotated, exclude=exclude,
+                  splits_dir=args.splits, candidates=args.candidates, strategy=args.strategy, clusters=args.clusters,
+                  seed=args.seed, batch_size=args.batch_size, min_hits=args.min_hits, progress=sys.stderr.isatty())
+    print(f"{res['picked']} statements -> " + ", ".join(res["files"]))
     return 0
 
 

@@ -172,6 +172,33 @@ def select(pred: np.ndarray, score: np.ndarray, cluster: np.ndarray, article: np
 
 
 # ----------------------------------------------------------------------------- the batch
+def draw_candidates(pool: pd.DataFrame, n: int, enrich: float, rng, log=print) -> np.ndarray:
+    """Row indices of the candidates to score: a seeded random draw, of which a share `enrich` comes
+    from statements the weak labeller flags for each non-neutral stance (an equal part per stance).
+    Why: rare stances are ~1% of the corpus (condolence 0.75%), so a purely random 8,000 holds ~60 of
+    them and the class quotas cannot be met without scoring the whole corpus (hours on 2 cores); the
+    rules are a cheap retrieval step, the model still decides what is uncertain."""
+    if enrich <= 0 or n >= len(pool):
+        return rng.permutation(len(pool))[:n]
+    from nabra.config import load_labels
+    from nabra.data.weak import WeakLabeler
+
+    schema = load_labels()
+    names = schema.tasks["stance"].names
+    votes = WeakLabeler(schema).votes(pool.text.tolist(), "stance")
+    rare = [l for l in names if l != "neutral"]
+    per = int(n * enrich) // len(rare)
+    taken: list[int] = []
+    for label in rare:
+        flagged = np.where((votes == names.index(label)).any(1))[0]
+        flagged = flagged[~np.isin(flagged, taken)]
+        got = rng.permutation(flagged)[:per]
+        taken += got.tolist()
+        log(f"  candidates flagged {label}: {len(got):,} of {len(flagged):,}")
+    rest = np.setdiff1d(np.arange(len(pool)), taken)
+    return np.concatenate([np.array(taken, dtype=int), rng.permutation(rest)[:n - len(taken)]])
+
+
 def score_candidates(clf, texts: list[str], chunk: int = 256, progress: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
     """Stance probabilities, pooled embeddings and the other tasks' probabilities, length-sorted chunks."""
     from tqdm import tqdm
@@ -195,7 +222,7 @@ def score_candidates(clf, texts: list[str], chunk: int = 256, progress: bool = F
 def suggest(model: str | Path, corpus: str | Path, n: int, out: str | Path, annotated: set[str] | None = None,
             exclude: set[str] | None = None, splits_dir: str | Path | None = None, candidates: int = 8000,
             strategy: str = "margin", clusters: int | None = None, seed: int = 17, batch_size: int = 32,
-            min_hits: int = 4, progress: bool = False, log=print) -> dict:
+            min_hits: int = 4, enrich: float = 0.0, progress: bool = False, log=print) -> dict:
     """Writes OUT (Label Studio tasks), OUT.csv (same batch, label columns empty) and OUT.ids.jsonl
     (standoff records with the model's predicted stance, margin and cluster, for the record only).
     Returns a summary dict."""
@@ -232,7 +259,7 @@ def suggest(model: str | Path, corpus: str | Path, n: int, out: str | Path, anno
     blocked = {"dev/test split": held, "annotated": set(annotated or set()) | train, "--exclude": set(exclude or set())}
     pool, excluded = eligible_pool(st, ar, blocked, min_hits=min_hits)
     rng = np.random.default_rng(seed)
-    cand = pool.iloc[np.sort(rng.permutation(len(pool))[:candidates])].reset_index(drop=True)
+    cand = pool.iloc[np.sort(draw_candidates(pool, candidates, enrich, rng, log))].reset_index(drop=True)
     log(f"pool: {len(st):,} statements; left out " + ", ".join(f"{k} {v:,}" for k, v in excluded.items())
         + f"; eligible {len(pool):,}")
     if cand.empty:

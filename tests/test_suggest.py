@@ -205,3 +205,23 @@ def test_suggest_bad_inputs_exit_2(sample_run, sample_corpus, setup, tmp_path, c
     assert cli("annotate", "suggest", "--model", sample_run, "--corpus", sample_corpus, "--n", 0, "--out", out) == 2
     assert "--n must be >= 1" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_enriched_candidates_hold_flagged_statements_of_every_rare_stance():
+    from nabra.config import load_labels
+    from nabra.data.suggest import draw_candidates
+    from nabra.data.weak import WeakLabeler
+
+    texts = ["أعرب الملك عن خالص التعازي والمواساة لأسر الضحايا"] * 5 + ["أدانت الوزارة الهجوم الإرهابي بشدة"] * 5 \
+        + ["عقد الاجتماع في الرياض يوم الأحد"] * 90
+    pool = pd.DataFrame({"text": texts})
+    idx = draw_candidates(pool, 60, 0.5, np.random.default_rng(0), log=lambda *a: None)
+    assert len(idx) == 60 and len(set(idx.tolist())) == 60
+    schema = load_labels()
+    names = schema.tasks["stance"].names
+    votes = WeakLabeler(schema).votes(texts, "stance")
+    for label in ("condolence", "condemnation"):
+        flagged = set(np.where((votes == names.index(label)).any(1))[0].tolist())
+        assert flagged and flagged <= set(idx.tolist()), label  # 60 x 0.5 / 5 stances = 6 per stance: all 5 flagged fit
+    plain = draw_candidates(pool, 20, 0.0, np.random.default_rng(0))
+    assert len(plain) == 20

@@ -172,9 +172,11 @@ def select(pred: np.ndarray, score: np.ndarray, cluster: np.ndarray, article: np
 
 
 # ----------------------------------------------------------------------------- the batch
-def draw_candidates(pool: pd.DataFrame, n: int, enrich: float, rng, log=print) -> np.ndarray:
+def draw_candidates(pool: pd.DataFrame, n: int, enrich: float, rng, log=print,
+                    stances: list[str] | None = None) -> np.ndarray:
     """Row indices of the candidates to score: a seeded random draw, of which a share `enrich` comes
-    from statements the weak labeller flags for each non-neutral stance (an equal part per stance).
+    from statements the weak labeller flags for each non-neutral stance (or for `stances`), an equal
+    part per stance.
     Why: rare stances are ~1% of the corpus (condolence 0.75%), so a purely random 8,000 holds ~60 of
     them and the class quotas cannot be met without scoring the whole corpus (hours on 2 cores); the
     rules are a cheap retrieval step, the model still decides what is uncertain."""
@@ -186,7 +188,12 @@ def draw_candidates(pool: pd.DataFrame, n: int, enrich: float, rng, log=print) -
     schema = load_labels()
     names = schema.tasks["stance"].names
     votes = WeakLabeler(schema).votes(pool.text.tolist(), "stance")
-    rare = [l for l in names if l != "neutral"]
+    rare = list(stances) if stances else [l for l in names if l != "neutral"]
+    unknown = sorted(set(rare) - set(names))
+    if unknown:
+        from nabra.errors import UserError
+
+        raise UserError(f"--enrich-stances: unknown stance(s) {', '.join(unknown)} (labels: {', '.join(names)})")
     per = int(n * enrich) // len(rare)
     taken: list[int] = []
     for label in rare:
@@ -222,7 +229,8 @@ def score_candidates(clf, texts: list[str], chunk: int = 256, progress: bool = F
 def suggest(model: str | Path, corpus: str | Path, n: int, out: str | Path, annotated: set[str] | None = None,
             exclude: set[str] | None = None, splits_dir: str | Path | None = None, candidates: int = 8000,
             strategy: str = "margin", clusters: int | None = None, seed: int = 17, batch_size: int = 32,
-            min_hits: int = 4, enrich: float = 0.0, progress: bool = False, log=print) -> dict:
+            min_hits: int = 4, enrich: float = 0.0, enrich_stances: list[str] | None = None, progress: bool = False,
+            log=print) -> dict:
     """Writes OUT (Label Studio tasks), OUT.csv (same batch, label columns empty) and OUT.ids.jsonl
     (standoff records with the model's predicted stance, margin and cluster, for the record only).
     Returns a summary dict."""
@@ -259,7 +267,7 @@ def suggest(model: str | Path, corpus: str | Path, n: int, out: str | Path, anno
     blocked = {"dev/test split": held, "annotated": set(annotated or set()) | train, "--exclude": set(exclude or set())}
     pool, excluded = eligible_pool(st, ar, blocked, min_hits=min_hits)
     rng = np.random.default_rng(seed)
-    cand = pool.iloc[np.sort(draw_candidates(pool, candidates, enrich, rng, log))].reset_index(drop=True)
+    cand = pool.iloc[np.sort(draw_candidates(pool, candidates, enrich, rng, log, stances=enrich_stances))].reset_index(drop=True)
     log(f"pool: {len(st):,} statements; left out " + ", ".join(f"{k} {v:,}" for k, v in excluded.items())
         + f"; eligible {len(pool):,}")
     if cand.empty:

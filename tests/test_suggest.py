@@ -225,3 +225,7 @@ def test_enriched_candidates_hold_flagged_statements_of_every_rare_stance():
         assert flagged and flagged <= set(idx.tolist()), label  # 60 x 0.5 / 5 stances = 6 per stance: all 5 flagged fit
     plain = draw_candidates(pool, 20, 0.0, np.random.default_rng(0))
     assert len(plain) == 20
+    only = draw_candidates(pool, 60, 0.5, np.random.default_rng(0), log=lambda *a: None, stances=["condolence"])
+    assert set(range(5)) <= set(only.tolist())
+    with pytest.raises(Exception, match="unknown stance"):
+        draw_candidates(pool, 60, 0.5, np.random.default_rng(0), stances=["sadness"])

@@ -60,6 +60,8 @@ def register(sub) -> None:
     sg.add_argument("--enrich", type=float, default=0.0,
                     help="share of the candidates drawn from statements a weak rule flags for each non-neutral "
                          "stance (default 0: all random); rare stances are ~1%% of the corpus")
+    sg.add_argument("--enrich-stances", nargs="+", default=None, metavar="STANCE",
+                    help="enrich with these stances only (default: every non-neutral stance)")
     sg.set_defaults(func=run_suggest)
     e = s.add_parser("export", help="write statements as Label Studio tasks (JSON) and CSV")
     e.add_argument("--corpus", required=True)
@@ -137,7 +139,8 @@ def run_suggest(args) -> int:
           + (f" and {len(exclude):,} from --exclude" if args.exclude else ""))
     res = suggest(args.model, args.corpus, args.n, args.out, annotated=annotated, exclude=exclude,
                   splits_dir=args.splits, candidates=args.candidates, strategy=args.strategy, clusters=args.clusters,
-                  seed=args.seed, batch_size=args.batch_size, min_hits=args.min_hits, enrich=args.enrich, progress=sys.stderr.isatty())
+                  seed=args.seed, batch_size=args.batch_size, min_hits=args.min_hits, enrich=args.enrich,
+                  enrich_stances=args.enrich_stances, progress=sys.stderr.isatty())
     print(f"{res['picked']} statements -> " + ", ".join(res["files"]))
     return 0
 

@@ -28,8 +28,10 @@ def write_card(dataset_dir: str | Path, annotations: str | Path | None, path: Pa
     man = json.loads((Path(dataset_dir) / "manifest.json").read_text())
     recs = read_records(annotations) if annotations else []
     ag = agreement(recs) if recs else None
-    splits = ["train", "dev", "test"]
+    from nabra.data.dataset import SPLITS
+
     c = man["counts"]
+    splits = [s for s in SPLITS if s in c]
     sample_path = REPO_ROOT / "data/annotations/sample.jsonl"
     strata = Counter(json.loads(l)["stratum"] for l in sample_path.read_text().splitlines()) if sample_path.exists() else {}
     annotators = Counter(r["annotator"] for r in recs if r["pass"] in (1, 2))

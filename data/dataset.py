@@ -1,10 +1,21 @@
 """`nabra dataset build`: gold (or weak) labels + corpus -> leak-free train/dev/test splits.
 
 Writes, into OUT (atomically): train.parquet, dev.parquet, test.parquet (statement_id,
-article_id, group, text, one column per task), optionally weak_train.parquet (weak-labelled
-statements, gold and every gold group excluded, above a confidence threshold), and manifest.json
-(corpus hash, annotation hash, split ids hash, counts per class and split, label maps).
-Frozen split ids live in data/splits/: a statement listed there keeps its split on every rebuild.
+article_id, group, text, one column per task), test-v2.parquet when a second test split exists,
+optionally weak_train.parquet (weak-labelled statements, gold and every gold group excluded, above a
+confidence threshold), and manifest.json (corpus hash, annotation hash, split ids hash, counts per
+class and split, label maps).
+
+Frozen splits: data/splits/<name>_ids.txt, name one of train, dev, test, test-v2 (any other
+<name>_ids.txt is refused). A statement listed there keeps its split on every rebuild, and so does
+every statement of its group. Statements not listed are split by stratified group folds, with one
+rule: once test_ids.txt exists the test split is closed, and new statements (of groups not yet in
+any split) go to train and dev only (`grow_test=True`, `--grow-test`, lets them into test again).
+A new statement of a group already in test still joins test: a group never straddles two splits.
+
+test-v2 is a second frozen test split for statements annotated after test was frozen: designate
+its statements once with `--test-v2 FILE` (ids, or standoff JSONL); the build then writes
+test-v2_ids.txt (their whole groups), and later builds read it like the other frozen files.
 
 Groups: statements of one article, and articles that share any near-duplicate cluster (reprinted
 wire stories), never straddle two splits.
@@ -23,7 +34,8 @@ from nabra.io import atomic_dir, write_atomic, write_json
 from nabra.paths import splits_dir
 
 SPLITS_DIR = splits_dir()
-SPLITS = ("train", "dev", "test")
+SPLITS = ("train", "dev", "test", "test-v2")
+TEST_SPLITS = ("test", "test-v2")  # scored only by `nabra evaluate`, never tuned on (baselines.refuse_test)
 
 
 def article_groups(statements: pd.DataFrame) -> dict[str, str]:
@@ -40,8 +52,9 @@ def article_groups(statements: pd.DataFrame) -> dict[str, str]:
 
 
 def assign_splits(df: pd.DataFrame, seed: int, frozen: dict[str, str], dev_share: float = 0.15,
-                  test_share: float = 0.15) -> pd.Series:
-    """Stratified (by stance) group split; groups holding a frozen id follow that id."""
+                  test_share: float = 0.15, grow_test: bool = True) -> pd.Series:
+    """Stratified (by stance) group split; groups holding a frozen id follow that id. With
+    grow_test=False the other groups go to train and dev only (the dev share of train+dev kept)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
     split = pd.Series("", index=df.index)
@@ -53,7 +66,8 @@ def assign_splits(df: pd.DataFrame, seed: int, frozen: dict[str, str], dev_share
                 raise ConfigError(f"frozen splits put group {grp} in both {prev} and {frozen[sid]}")
     free = ~df.group.isin(group_split)
     if free.any():
-        n_folds = max(3, int(round(1 / min(dev_share, test_share))))
+        n_folds = max(3, int(round(1 / min(dev_share, test_share)))) if grow_test else \
+            max(3, int(round((1 - test_share) / dev_share)))
         sub = df[free]
         y = sub["stance"].to_numpy()
         k = min(n_folds, sub.group.nunique())
@@ -61,7 +75,7 @@ def assign_splits(df: pd.DataFrame, seed: int, frozen: dict[str, str], dev_share
         folds = np.zeros(len(sub), dtype=int)
         for f, (_, te) in enumerate(sgkf.split(np.zeros(len(sub)), y, sub.group.to_numpy())):
             folds[te] = f
-        n_test = max(1, int(round(test_share * k)))
+        n_test = max(1, int(round(test_share * k))) if grow_test else 0
         n_dev = max(1, int(round(dev_share * k)))
         names = np.where(folds < n_test, "test", np.where(folds < n_test + n_dev, "dev", "train"))
         for grp, name in zip(sub.group, names):
@@ -70,12 +84,16 @@ def assign_splits(df: pd.DataFrame, seed: int, frozen: dict[str, str], dev_share
 
 
 def read_frozen(splits_dir: Path) -> dict[str, str]:
-    out = {}
-    for name in SPLITS:
-        f = splits_dir / f"{name}_ids.txt"
-        if f.exists():
-            for sid in f.read_text().split():
-                out[sid] = name
+    """statement id -> frozen split name, from every <name>_ids.txt in `splits_dir`."""
+    out: dict[str, str] = {}
+    for f in sorted(Path(splits_dir).glob("*_ids.txt")):
+        name = f.name[:-len("_ids.txt")]
+        if name not in SPLITS:
+            raise ConfigError(f"{f}: unknown split '{name}' (frozen split files: "
+                              + ", ".join(f"{s}_ids.txt" for s in SPLITS) + ")")
+        for sid in f.read_text().split():
+            if out.setdefault(sid, name) != name:
+                raise ConfigError(f"{sid} is frozen in two splits: {out[sid]} and {name} ({splits_dir})")
     return out
 
 
@@ -85,9 +103,12 @@ def ids_hash(ids) -> str:
 
 def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotations: str | Path | None = None,
           weak_dir: str | Path | None = None, weak_threshold: float = 0.75, seed: int = 13,
-          splits_dir: str | Path | None = SPLITS_DIR, freeze: bool = False, log=print) -> dict:
+          splits_dir: str | Path | None = SPLITS_DIR, freeze: bool = False, test_v2: list[str] | None = None,
+          grow_test: bool | None = None, log=print) -> dict:
     """Builds the splits (see module docstring). With no annotations, weak labels become the labels
-    (the offline sample pipeline); the manifest says so."""
+    (the offline sample pipeline); the manifest says so. `test_v2`: statement ids that open the
+    test-v2 split (frozen into splits_dir/test-v2_ids.txt). `grow_test`: None = only while the test
+    split is not frozen."""
     from nabra.data.annotate import finals, join, read_records
 
     st, _, cman = load_corpus(corpus_dir)
@@ -123,7 +144,12 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
     if missing:
         raise ConfigError(f"labels lack task column(s) {missing}")
     frozen = read_frozen(Path(splits_dir)) if (splits_dir and label_source == "gold") else {}
-    df["split"] = assign_splits(df.reset_index(drop=True), seed, frozen).to_numpy()
+    if test_v2:
+        frozen = designate_test_v2(frozen, test_v2, set(df.statement_id), log)
+    if grow_test is None:
+        grow_test = "test" not in frozen.values()
+    df["split"] = assign_splits(df.reset_index(drop=True), seed, frozen, grow_test=grow_test).to_numpy()
+    present = [s for s in SPLITS if s != "test-v2" or (df.split == s).any()]
     cols = ["statement_id", "article_id", "group", "text"] + tasks
     counts = {}
     info = {"label_source": label_source, "corpus_content_hash": cman["content_hash"], "annotation_hash": ann_hash,
@@ -133,7 +159,7 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
             "corpus_inputs": sorted({Path(i["path"]).name for i in cman.get("inputs", [])}),
             "corpus_input_sha256": sorted({i["sha256"] for i in cman.get("inputs", [])})}
     with atomic_dir(out) as tmp:
-        for name in SPLITS:
+        for name in present:
             part = df[df.split == name].sort_values("statement_id")[cols]
             part.to_parquet(tmp / f"{name}.parquet", index=False)
             counts[name] = {"statements": len(part), "articles": int(part.article_id.nunique()),
@@ -152,11 +178,28 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
         info["content_hash"] = ids_hash(f"{r.statement_id}|{r.split}|" + "|".join(str(getattr(r, t)) for t in tasks)
                                         for r in df.itertuples())
         write_json(tmp / "manifest.json", info)
-    if freeze and label_source == "gold" and splits_dir:
-        for name in SPLITS:
+    if label_source == "gold" and splits_dir:
+        for name in present if freeze else ["test-v2"] if test_v2 else []:
             ids = sorted(df.statement_id[df.split == name])
             write_atomic(Path(splits_dir) / f"{name}_ids.txt", "\n".join(ids) + "\n")
     return info
+
+
+def designate_test_v2(frozen: dict[str, str], ids: list[str], gold_ids: set[str], log=print) -> dict[str, str]:
+    """frozen + `ids` in test-v2. Refuses ids frozen elsewhere and a second, different designation."""
+    ids = sorted(set(ids))
+    old = sorted(s for s, n in frozen.items() if n == "test-v2")
+    if old and not set(ids) <= set(old):
+        raise ConfigError(f"test-v2 is frozen already ({len(old)} statements in test-v2_ids.txt): "
+                          "delete that file to designate it anew")
+    elsewhere = [s for s in ids if frozen.get(s, "test-v2") != "test-v2"]
+    if elsewhere:
+        raise ConfigError(f"{len(elsewhere)} test-v2 statement(s) are frozen in another split, e.g. "
+                          f"{elsewhere[0]} in {frozen[elsewhere[0]]}")
+    unknown = [s for s in ids if s not in gold_ids]
+    if unknown:
+        log(f"warning: {len(unknown)} test-v2 id(s) have no gold label, e.g. {unknown[0]}")
+    return {**frozen, **{s: "test-v2" for s in ids if s in gold_ids}}
 
 
 def load_split(dataset_dir: str | Path, split: str) -> pd.DataFrame:

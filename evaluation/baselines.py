@@ -22,10 +22,12 @@ C_GRID = (0.03, 0.1, 0.3, 1.0)
 
 
 def refuse_test(split: str, command: str) -> None:
-    """Tuning and rule-writing commands never see the test split."""
-    if split == "test":
-        raise UserError(f"{command} tunes on its data: it refuses the test split (use dev); "
-                         "the test split is scored only by `nabra evaluate --split test`")
+    """Tuning and rule-writing commands never see a test split (test, test-v2)."""
+    from nabra.data.dataset import TEST_SPLITS
+
+    if split in TEST_SPLITS:
+        raise UserError(f"{command} tunes on its data: it refuses the {split} split (use dev); "
+                         f"the {split} split is scored only by `nabra evaluate --split {split}`")
 
 
 class Majority:

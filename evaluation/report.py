@@ -63,9 +63,11 @@ def baseline_encoder(run_config: dict) -> dict | None:
 def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, out: str | Path,
              baselines_dir: str | Path | None = None, seed: int = 0, n_boot: int = 1000,
              headline: dict[str, list[str]] | None = None, runs: list[str] | None = None,
-             with_baselines: bool = True, title: str = "nabra evaluation", encoder: dict | None = None) -> dict:
+             with_baselines: bool = True, title: str = "nabra evaluation", encoder: dict | None = None,
+             cache: dict | None = None) -> dict:
     """Scores the model(s) and the baselines on `split`. `encoder` ({"encoder", "prefix", "pooling"}) adds the
-    frozen embeddings + LR baseline; by default it is the pretrained encoder the (first) model was trained from."""
+    frozen embeddings + LR baseline; by default it is the pretrained encoder the (first) model was trained from.
+    `cache`: a dict shared by calls on several splits, so that the baselines are fitted once."""
     from nabra.evaluation.baselines import load_baselines, predict_baselines, train_baselines
 
     out = Path(out)
@@ -107,11 +109,14 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
     if len(model_dirs) > 1:
         report["aggregate"] = {t: aggregate(v) for t, v in per_run.items() if v}
     if with_baselines:
-        if baselines_dir:
+        bl = (cache or {}).get("baselines")
+        if bl is None and baselines_dir:
             bl = load_baselines(baselines_dir)
-        else:
+        elif bl is None:
             data = {s: load_split(dataset_dir, s) for s in ("train", "dev")}
             bl = train_baselines(data, label_lists, headline, seed=seed, encoder=encoder)
+        if cache is not None:
+            cache["baselines"] = bl
         report["baselines_info"] = bl["info"]
         for t, by_name in predict_baselines(bl, df).items():
             report["baselines"][t] = {name: task_metrics(df[t].tolist(), p, label_lists[t], None, headline.get(t),
@@ -122,6 +127,22 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
     write_atomic(out / "report.md", markdown(report))
     write_atomic(out / "report.html", to_html(report, pngs))
     return report
+
+
+def evaluate_splits(model_dir, dataset_dir, splits: list[str], out: str | Path, **kw) -> dict[str, dict]:
+    """evaluate() on each split: one split writes its report into OUT, several into OUT/<split>/ and
+    OUT/report.md holds their summary tables side by side (baselines fitted once)."""
+    out = Path(out)
+    if len(splits) == 1:
+        return {splits[0]: evaluate(model_dir, dataset_dir, splits[0], out, **kw)}
+    cache: dict = {}
+    reps = {s: evaluate(model_dir, dataset_dir, s, out / s, cache=cache, **kw) for s in splits}
+    L = [f"# {kw.get('title', 'nabra evaluation')}: {', '.join(splits)}", "",
+         "| split | n | " + " | ".join(HEAD) + " |", "|" + "---|" * (len(HEAD) + 2)]
+    L += [f"| {s} | {r['n_statements']} | " + " | ".join(row) + " |" for s, r in reps.items() for row in summary_rows(r)]
+    L += ["", "Full reports: " + ", ".join(f"[{s}]({s}/report.md)" for s in splits), ""]
+    write_atomic(out / "report.md", "\n".join(L))
+    return reps
 
 
 # ----------------------------------------------------------------------------- plots

@@ -48,6 +48,21 @@ def sample_dataset(sample_corpus, tmp_path_factory) -> Path:
     return d / "ds"
 
 
+@pytest.fixture(scope="session")
+def sample_gold_records(sample_corpus, sample_dataset) -> list[dict]:
+    """Final standoff records for every sample statement, its weak labels standing in for gold."""
+    import pandas as pd
+
+    from nabra.data.corpus import load_corpus
+
+    st = load_corpus(sample_corpus)[0].set_index("statement_id")
+    ds = pd.concat([pd.read_parquet(sample_dataset / f"{s}.parquet") for s in ("train", "dev", "test")])
+    return [{"statement_id": r.statement_id, "article_id": r.article_id, "start": int(st.loc[r.statement_id, "start"]),
+             "end": int(st.loc[r.statement_id, "end"]), "text_sha1": st.loc[r.statement_id, "text_sha1"],
+             "stance": r.stance, "sentiment": r.sentiment, "annotator": "weak", "pass": "final"}
+            for r in ds.sort_values("statement_id").itertuples()]
+
+
 TINY_FAST = ["training.epochs=3", "model.tiny.vocab_size=600", "training.early_stopping_patience=0",
              "training.batch_size=8", "logging.logging_steps=5"]
 

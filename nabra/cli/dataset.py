@@ -12,18 +12,30 @@ def register(sub) -> None:
     b.add_argument("--weak-threshold", type=float, default=0.75, help="min label-model confidence for weak_train")
     b.add_argument("--seed", type=int, default=13)
     b.add_argument("--freeze", action="store_true", help="write the split ids to data/splits/ (freezes the test set)")
+    b.add_argument("--splits", default=None, help="folder of frozen <split>_ids.txt files (default: data/splits/)")
+    b.add_argument("--test-v2", default=None, metavar="FILE",
+                   help="open a second frozen test split: statement ids (one a line) or standoff JSONL; their "
+                        "groups go to test-v2 and test-v2_ids.txt is written")
+    b.add_argument("--grow-test", action="store_true",
+                   help="let new statements into a frozen test split (default: once test_ids.txt exists, "
+                        "new statements go to train/dev only)")
     b.add_argument("--card", action="store_true", help="regenerate data/DATASET_CARD.md from this build")
     b.add_argument("--out", required=True)
     b.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from pathlib import Path
+
+    from nabra.cli.annotate import read_id_records
     from nabra.config import load_labels
-    from nabra.data.dataset import build
+    from nabra.data.dataset import SPLITS_DIR, build
 
     schema = load_labels()
+    test_v2 = [r["statement_id"] for r in read_id_records(Path(args.test_v2))] if args.test_v2 else None
     info = build(args.corpus, args.out, schema, annotations=args.annotations, weak_dir=args.weak,
-                 weak_threshold=args.weak_threshold, seed=args.seed, freeze=args.freeze)
+                 weak_threshold=args.weak_threshold, seed=args.seed, freeze=args.freeze,
+                 splits_dir=args.splits or SPLITS_DIR, test_v2=test_v2, grow_test=args.grow_test or None)
     print(f"labels: {info['label_source']}   gold records not matching the corpus: {info['mismatches']}")
     for split, c in info["counts"].items():
         print(f"  {split:10s} {c['statements']:>6,} statements   stance " +

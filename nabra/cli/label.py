@@ -14,7 +14,7 @@ def register(sub) -> None:
     r = s.add_parser("report", help="per labelling function: coverage, overlaps, conflicts, accuracy on gold dev")
     r.add_argument("--corpus", required=True)
     r.add_argument("--dataset", required=True, help="dataset folder (its dev split is the gold reference)")
-    r.add_argument("--split", default="dev", choices=["train", "dev", "test"],
+    r.add_argument("--split", default="dev", choices=["train", "dev", "test", "test-v2"],
                    help="gold split to score against (the test split is refused: rules are never tuned on it)")
     r.set_defaults(func=run_report)
     a = s.add_parser("agreement", help="Cohen's kappa per task between the two independent readings")

@@ -1,0 +1,155 @@
+"""A second frozen test split (test-v2): designated once, frozen, never sharing a group with another split;
+a frozen test split takes no new statements; evaluate scores test and test-v2 side by side; tuning
+commands refuse both."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from conftest import REPO_ROOT, cli
+
+SPLITS = ("train", "dev", "test", "test-v2")
+
+
+def _parts(ds) -> dict[str, pd.DataFrame]:
+    return {s: pd.read_parquet(ds / f"{s}.parquet") for s in SPLITS if (ds / f"{s}.parquet").exists()}
+
+
+def _ids(path) -> set[str]:
+    return set(path.read_text().split())
+
+
+def _no_shared_groups(parts: dict[str, pd.DataFrame], clusters: pd.Series | None = None) -> None:
+    names = list(parts)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not set(parts[a].article_id) & set(parts[b].article_id), (a, b)
+            assert not set(parts[a].group) & set(parts[b].group), (a, b)
+            if clusters is not None:
+                assert not set(clusters.loc[parts[a].statement_id]) & set(clusters.loc[parts[b].statement_id]), (a, b)
+
+
+@pytest.fixture()
+def staged(sample_corpus, sample_gold_records, tmp_path):
+    """A first batch built and frozen (train/dev/test), and a second batch of new articles annotated later;
+    one statement of a frozen train article is held back to the second batch too."""
+    from nabra.data.annotate import write_records
+
+    arts = sorted({r["article_id"] for r in sample_gold_records})
+    late = set(arts[-6:])
+    first = [r for r in sample_gold_records if r["article_id"] not in late]
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "splits").mkdir()
+    write_records(first, tmp_path / "ann" / "gold.jsonl")
+    assert cli("dataset", "build", "--corpus", sample_corpus, "--annotations", tmp_path / "ann", "--splits",
+               tmp_path / "splits", "--freeze", "--out", tmp_path / "ds1") == 0
+    write_records(sample_gold_records, tmp_path / "ann" / "gold.jsonl")  # the second batch arrives
+    return tmp_path, sorted(late), {s: _ids(tmp_path / "splits" / f"{s}_ids.txt") for s in ("train", "dev", "test")}
+
+
+def test_test_v2_is_designated_frozen_and_kept_apart(staged, sample_corpus, sample_gold_records, capsys):
+    tmp, late, frozen = staged
+    v2_arts = late[:3]
+    first_of = {a: min(r["statement_id"] for r in sample_gold_records if r["article_id"] == a) for a in v2_arts}
+    (tmp / "v2.txt").write_text("\n".join(first_of.values()) + "\n")  # one id per article: its group follows
+    build = ["dataset", "build", "--corpus", sample_corpus, "--annotations", tmp / "ann", "--splits", tmp / "splits"]
+    assert cli(*build, "--test-v2", tmp / "v2.txt", "--out", tmp / "ds2") == 0
+    parts = _parts(tmp / "ds2")
+    assert set(parts) == set(SPLITS)
+    assert set(parts["test-v2"].article_id) == set(v2_arts)
+    assert set(parts["test"].statement_id) == frozen["test"]  # the frozen test split took no new statement
+    other_new = set(late[3:])
+    assert other_new <= set(parts["train"].article_id) | set(parts["dev"].article_id)
+    assert _ids(tmp / "splits" / "test-v2_ids.txt") == set(parts["test-v2"].statement_id)  # frozen at once
+    _no_shared_groups(parts)
+    man = json.loads((tmp / "ds2" / "manifest.json").read_text())
+    assert man["counts"]["test-v2"]["statements"] == len(parts["test-v2"]) and "test-v2_ids_hash" in man
+
+    # a rebuild reads test-v2_ids.txt like the other frozen files; --freeze writes it back unchanged
+    assert cli(*build, "--freeze", "--out", tmp / "ds3") == 0
+    again = _parts(tmp / "ds3")
+    assert {s: set(p.statement_id) for s, p in again.items()} == {s: set(p.statement_id) for s, p in parts.items()}
+    assert _ids(tmp / "splits" / "test-v2_ids.txt") == set(parts["test-v2"].statement_id)
+
+    # a different designation, or an id frozen elsewhere, is refused with one line
+    (tmp / "other.txt").write_text(sorted(frozen["train"])[0] + "\n")
+    capsys.readouterr()
+    assert cli(*build, "--test-v2", tmp / "other.txt", "--out", tmp / "ds4") == 2
+    assert "test-v2 is frozen already" in capsys.readouterr().err
+    (tmp / "splits" / "test-v2_ids.txt").unlink()
+    assert cli(*build, "--test-v2", tmp / "other.txt", "--out", tmp / "ds4") == 2
+    assert "frozen in another split" in capsys.readouterr().err
+
+
+def test_a_group_cannot_straddle_test_v2(staged, sample_corpus, sample_gold_records, capsys):
+    from nabra.data.annotate import write_records
+
+    tmp, _, frozen = staged
+    # a statement of an article frozen in train, annotated late and designated test-v2: its group is in train
+    sid = sorted(frozen["train"])[0]
+    keep = [r for r in sample_gold_records if r["statement_id"] != sid]
+    write_records(keep, tmp / "ann" / "gold.jsonl")
+    for s in ("train", "dev", "test"):  # refreeze without it
+        (tmp / "splits" / f"{s}_ids.txt").write_text("\n".join(sorted(frozen[s] - {sid})) + "\n")
+    write_records(sample_gold_records, tmp / "ann" / "gold.jsonl")
+    (tmp / "v2.txt").write_text(sid + "\n")
+    assert cli("dataset", "build", "--corpus", sample_corpus, "--annotations", tmp / "ann", "--splits", tmp / "splits",
+               "--test-v2", tmp / "v2.txt", "--out", tmp / "ds") == 2
+    err = capsys.readouterr().err
+    assert "frozen splits put group" in err and "train" in err and "test-v2" in err
+    assert not (tmp / "splits" / "test-v2_ids.txt").exists()
+    (tmp / "splits" / "test-v3_ids.txt").write_text(sid + "\n")
+    assert cli("dataset", "build", "--corpus", sample_corpus, "--annotations", tmp / "ann", "--splits", tmp / "splits",
+               "--out", tmp / "ds") == 2
+    assert "unknown split 'test-v3'" in capsys.readouterr().err
+
+
+def test_evaluate_scores_test_and_test_v2_and_tuning_refuses_both(staged, sample_corpus, sample_gold_records,
+                                                                  sample_run, capsys):
+    tmp, late, _ = staged
+    (tmp / "v2.txt").write_text("\n".join(r["statement_id"] for r in sample_gold_records if r["article_id"] in late[:3]))
+    assert cli("dataset", "build", "--corpus", sample_corpus, "--annotations", tmp / "ann", "--splits", tmp / "splits",
+               "--test-v2", tmp / "v2.txt", "--out", tmp / "ds") == 0
+    assert cli("evaluate", "--model", sample_run, "--data", tmp / "ds", "--split", "test", "test-v2", "--bootstrap",
+               "50", "--out", tmp / "rep") == 0
+    for s in ("test", "test-v2"):
+        rep = json.loads((tmp / "rep" / s / "report.json").read_text())
+        assert rep["split"] == s and rep["n_statements"] == len(pd.read_parquet(tmp / "ds" / f"{s}.parquet"))
+        assert "tfidf_svm" in rep["baselines"]["stance"]
+    table = (tmp / "rep" / "report.md").read_text()
+    assert "| test | " in table and "| test-v2 | " in table
+    capsys.readouterr()
+    assert cli("label", "report", "--corpus", sample_corpus, "--dataset", tmp / "ds", "--split", "test-v2") == 2
+    assert "refuses the test-v2 split" in capsys.readouterr().err
+    assert cli("baseline", "--data", tmp / "ds", "--tune-split", "test-v2", "--out", tmp / "bl") == 2
+    assert "refuses the test-v2 split" in capsys.readouterr().err
+
+
+@pytest.mark.shared
+def test_real_build_keeps_articles_groups_and_clusters_apart_over_four_splits(gold_dataset, snn_corpus, tmp_path):
+    """On the real gold build: the frozen test split as it is, and a test-v2 split opened from some of the
+    frozen train groups (their ids moved out of train_ids.txt, as if annotated later)."""
+    from nabra.data.corpus import load_corpus
+
+    clusters = load_corpus(snn_corpus)[0].set_index("statement_id").dup_cluster
+    _no_shared_groups(_parts(gold_dataset), clusters)
+    splits = tmp_path / "splits"
+    shutil.copytree(REPO_ROOT / "data" / "splits", splits)
+    train = pd.read_parquet(gold_dataset / "train.parquet")
+    if not (splits / "test-v2_ids.txt").exists():
+        groups = pd.Series(sorted(train.group.unique())).sample(frac=0.1, random_state=0)
+        moved = train[train.group.isin(groups)].statement_id
+        (splits / "train_ids.txt").write_text("\n".join(sorted(_ids(splits / "train_ids.txt") - set(moved))) + "\n")
+        (tmp_path / "v2.txt").write_text("\n".join(moved.iloc[::3]) + "\n")  # a third of them: groups follow
+        extra = ["--test-v2", tmp_path / "v2.txt"]
+    else:
+        extra = []
+    assert cli("dataset", "build", "--corpus", snn_corpus, "--annotations", REPO_ROOT / "data/annotations",
+               "--splits", splits, *extra, "--out", tmp_path / "ds") == 0
+    parts = _parts(tmp_path / "ds")
+    assert set(parts) == set(SPLITS) and len(parts["test-v2"]) > 0
+    _no_shared_groups(parts, clusters)
+    assert set(parts["test"].statement_id) == _ids(REPO_ROOT / "data/splits/test_ids.txt")

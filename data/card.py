@@ -22,6 +22,47 @@ def _table(counts: dict[str, dict], labels: list[str], splits: list[str]) -> lis
     return L
 
 
+# How each gold file's statements were chosen and read (prose by hand; the numbers are computed).
+BATCHES = {
+    "gold.jsonl": "seed13: `nabra annotate sample --seed 13`: statements of political and diplomatic articles (4+ "
+                  "political keywords in title and lead), duplicates out, at most 2 per article; a uniform random "
+                  "slice plus, per stance, statements a weak-labelling function flags (the flags chose what to read, "
+                  "readers never saw them). Eight readers llm-a0..a7, a random fifth read twice.",
+    "gold_r29.jsonl": "r29 (issue 12, random): `nabra annotate sample --seed 29 --random 1200 --per-class 0 --double 1 "
+                      "--exclude data/annotations`: a uniform random draw from the same pool, outside every article "
+                      "and duplicate cluster already annotated; never chosen by a model or a rule. All read twice "
+                      "(llm-b1..b4, then llm-b5..b8 on the same slices). The source of `test-v2`.",
+    "gold_al1.jsonl": "al1 (issue 12, active learning): `nabra annotate suggest --model <e5 fine-tune> --n 2200 "
+                      "--candidates 8000 --enrich 0.5 --min-hits 0 --seed 17`: the 2,200 statements of 8,000 scored "
+                      "candidates (half drawn where a weak rule flags a rare stance) with the smallest stance margin, "
+                      "under per-class quotas, k-means spread and 2 per article. Read once (llm-c1..c5); the 149 "
+                      "holding a prayer for the dead read again (llm-d1) after the guide's prayer rule was clarified. "
+                      "Train/dev only.",
+    "gold_al2.jsonl": "al2 (issue 12, active learning, condolence top-up): `nabra annotate suggest --model <the "
+                      "6-epoch e5 recipe, seed 42> --n 400 --candidates 1200 --enrich 0.8 --enrich-stances "
+                      "condolence --min-hits 0 --seed 18`. Read once (llm-e1, llm-e2). Train/dev only.",
+    "gold_audit.jsonl": "audit (issue 12): re-reads of the label-noise audit's top suspects by an adjudicator who saw "
+                        "the statement and two candidate labels in random order (not which one was given or which "
+                        "one a model prefers); each change is a new final record with its reason.",
+}
+
+
+def _batches(annotations) -> list[str]:
+    """One row per gold file: statements, double readings, kappa per task, final labels by class."""
+    from nabra.data.annotate import agreement, read_records
+
+    if not annotations or not Path(annotations).is_dir():
+        return []
+    L = ["| batch | how chosen and read | statements | read twice | kappa stance / sentiment |", "|---|---|---|---|---|"]
+    for f in sorted(Path(annotations).glob("gold*.jsonl")):
+        recs = read_records(f)
+        ag = agreement(recs)
+        k = (f"{ag['stance']['kappa']:.3f} / {ag['sentiment']['kappa']:.3f}" if ag["double_annotated"] else "-")
+        n = len({r["statement_id"] for r in recs if r["pass"] == "final"})
+        L.append(f"| `{f.name}` | {BATCHES.get(f.name, '')} | {n:,} | {ag['double_annotated']:,} | {k} |")
+    return L + [""]
+
+
 def write_card(dataset_dir: str | Path, annotations: str | Path | None, path: Path = CARD) -> Path:
     from nabra.data.annotate import agreement, read_records
 
@@ -32,8 +73,6 @@ def write_card(dataset_dir: str | Path, annotations: str | Path | None, path: Pa
 
     c = man["counts"]
     splits = [s for s in SPLITS if s in c]
-    sample_path = REPO_ROOT / "data/annotations/sample.jsonl"
-    strata = Counter(json.loads(l)["stratum"] for l in sample_path.read_text().splitlines()) if sample_path.exists() else {}
     annotators = Counter(r["annotator"] for r in recs if r["pass"] in (1, 2))
     finals = Counter(r["annotator"] for r in recs if r["pass"] == "final")
     L = ["# nabra gold dataset: stance and sentiment of Arabic news statements", "",
@@ -44,30 +83,27 @@ def write_card(dataset_dir: str | Path, annotations: str | Path | None, path: Pa
          "warning, condolence, condemnation, support, neutral) and **sentiment** (positive, negative, neutral) by "
          "the project's label contract (`shared/spec/labels.md`) and annotator guide "
          "(`data/annotation_guidelines.md`). Only standoff records are stored in the repository "
-         "(`data/annotations/gold.jsonl`: statement id, article id, offsets, text sha1, labels, annotator, pass); "
+         "(`data/annotations/gold*.jsonl`: statement id, article id, offsets, text sha1, labels, annotator, pass, and the adjudicator's reason); "
          "the text is rebuilt from SaudiNewsNet by `nabra corpus build` and every span is verified by its hash "
          f"(this build: {man['mismatches']} mismatches).", "",
          "## How statements were chosen", "",
-         "`nabra annotate sample --corpus CORPUS --seed 13` (reproducible): statements of political and diplomatic "
-         "articles (4 or more distinct political keywords in title and lead), duplicates excluded, at most two "
-         "statements per article. A uniform random slice of that pool keeps its natural distribution; the rest are "
-         "statements that a weak-labelling function flags for each stance, so that the rare classes reach more than "
-         "100 gold examples. The flags only chose what to read: annotators never saw them.", ""]
-    if strata:
-        L += ["| stratum | statements |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sorted(strata.items())] + [""]
-    L += ["Because most statements were drawn where a cue fired, the class distribution is far from the corpus's "
-          "(where about 90% of statements are neutral) and cue-bearing statements are over-represented: the weak "
-          "labeller's scores on this data are optimistic, and a model's precision on rare classes in the wild will "
-          "be lower than on this test split.", "",
+         "Batch by batch (one gold file each in `data/annotations/`, the drawn ids beside it as `sample*.jsonl`). "
+         "Readers saw only the statement, its article title, the contract and the guide: never a weak label, a "
+         "model prediction or another reader's label.", ""]
+    L += _batches(annotations)
+    L += ["The first batch was mostly drawn where a cue fired and the active-learning batches where the model was "
+          "unsure, so the class distribution is far from the corpus's (where about 90% of statements are neutral): "
+          "the weak labeller's scores on the first test split are optimistic. The random batch r29 is the honest "
+          "sample: `test-v2` is drawn from it alone.", "",
           "## Annotation", "",
           "Each statement was read and labelled one by one against the spec and guide by independent annotators "
           "working from the statement and its article title only (no weak labels, no model output). The annotators "
-          "were eight independent LLM annotator agents, each with a disjoint batch; a second, independent reading of "
-          "a random fifth of the statements was made by a different agent that never saw the first reading; a "
-          "separate adjudicator agent settled every disagreement with the guide. Human review of a sample is the "
+          "were LLM agents, each with a disjoint slice; a second reader of the same statements never saw the first "
+          "reading; a separate adjudicator agent settled every disagreement with the guide, seeing the two "
+          "candidate labels in random order without knowing who gave which. Human review of a sample is the "
           "obvious next step before high-stakes use.", ""]
     if ag:
-        L += [f"- statements read twice: {ag['double_annotated']}",
+        L += [f"- statements read twice (all batches): {ag['double_annotated']}",
               f"- Cohen's kappa, stance: {ag['stance']['kappa']:.3f} (observed agreement {ag['stance']['observed_agreement']:.3f}, "
               f"{ag['stance']['disagreements']} disagreements)",
               f"- Cohen's kappa, sentiment: {ag['sentiment']['kappa']:.3f} (observed agreement "

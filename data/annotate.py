@@ -3,6 +3,10 @@
 A record: {"statement_id", "article_id", "start", "end", "text_sha1", "stance", "sentiment",
 "annotator", "pass"} with pass 1, 2 or "final". No statement text is stored; joining to a rebuilt
 corpus re-checks every span by its sha1.
+
+Audit records (`nabra label audit-import`): final records that carry a "reason" (annotator "llm-audit").
+They override the earlier final record of their statement, the last one read winning (files in name
+order: gold_audit.jsonl after gold.jsonl), and `finalize` keeps them; the earlier records stay.
 """
 from __future__ import annotations
 
@@ -46,7 +50,13 @@ def read_records(path: str | Path) -> list[dict]:
 def write_records(records: list[dict], path: str | Path) -> None:
     order = {1: 0, 2: 1, "final": 2}
     records = sorted(records, key=lambda r: (r["statement_id"], order.get(r["pass"], 3), r["annotator"]))
-    write_atomic(path, "".join(json.dumps({k: r[k] for k in RECORD_KEYS}, ensure_ascii=False) + "\n" for r in records))
+    write_atomic(path, "".join(json.dumps({k: r[k] for k in RECORD_KEYS + (["reason"] if is_audit(r) else [])},
+                                          ensure_ascii=False) + "\n" for r in records))
+
+
+def is_audit(rec: dict) -> bool:
+    """A final record with a reason: an audit decision, which overrides the earlier final record."""
+    return rec.get("pass") == "final" and bool(rec.get("reason"))
 
 
 PASSES = (1, 2, "final")
@@ -98,12 +108,16 @@ def join(records: list[dict], statements: pd.DataFrame) -> tuple[pd.DataFrame, l
 
 
 def finals(records: list[dict]) -> list[dict]:
-    out = [r for r in records if r["pass"] == "final"]
-    ids = [r["statement_id"] for r in out]
-    if len(ids) != len(set(ids)):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+    """One final record per statement: the audit record read last where there is one, else the final one."""
+    from collections import Counter
+
+    out = [r for r in records if r["pass"] == "final" and not is_audit(r)]
+    n = Counter(r["statement_id"] for r in out)
+    if len(n) != len(out):
+        dup = sorted(i for i, c in n.items() if c > 1)[:5]
         raise ConfigError(f"statements with more than one final record: {dup}")
-    return out
+    audits = {r["statement_id"]: r for r in records if is_audit(r)}
+    return [audits.pop(r["statement_id"], r) for r in out] + list(audits.values())
 
 
 def agreement(records: list[dict]) -> dict:
@@ -250,7 +264,7 @@ def finalize(records: list[dict], adjudications: list[dict] | None = None) -> tu
     for r in records:
         if r["pass"] != "final":
             by.setdefault(r["statement_id"], []).append(r)
-    out = [r for r in records if r["pass"] != "final"]
+    out = [r for r in records if r["pass"] != "final" or is_audit(r)]
     pending = []
     for sid, rs in sorted(by.items()):
         base = {k: rs[0][k] for k in ("statement_id", "article_id", "start", "end", "text_sha1")}

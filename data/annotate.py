@@ -3,6 +3,11 @@
 A record: {"statement_id", "article_id", "start", "end", "text_sha1", "stance", "sentiment",
 "annotator", "pass"} with pass 1, 2 or "final". No statement text is stored; joining to a rebuilt
 corpus re-checks every span by its sha1.
+
+Audit records (`nabra label audit-import`): final records marked "audit": true, with a "reason"
+(annotator "llm-audit").
+They override the earlier final record of their statement, the last one read winning (files in name
+order: gold_audit.jsonl after gold.jsonl), and `finalize` keeps them; the earlier records stay.
 """
 from __future__ import annotations
 
@@ -47,11 +52,18 @@ def write_records(records: list[dict], path: str | Path) -> None:
     order = {1: 0, 2: 1, "final": 2}
     records = sorted(records, key=lambda r: (r["statement_id"], order.get(r["pass"], 3), r["annotator"]))
     write_atomic(path, "".join(json.dumps({k: r[k] for k in RECORD_KEYS} | {k: r[k] for k in OPTIONAL_KEYS if r.get(k)},
-                                          ensure_ascii=False) + "\n" for r in records))
+                                          ensure_ascii=False) + "
+" for r in records))
+
+
+def is_audit(rec: dict) -> bool:
+    """A final record marked "audit": an audit decision, which overrides the earlier final record.
+    (An adjudicator's final record carries a reason too, but settles a first disagreement.)"""
+    return rec.get("pass") == "final" and rec.get("audit") is True
 
 
 PASSES = (1, 2, "final")
-OPTIONAL_KEYS = ("reason",)  # an adjudicator's or auditor's reason for a final label
+OPTIONAL_KEYS = ("reason", "audit")  # an adjudicator's or auditor's reason; audit: true on audit records
 
 
 def parse_pass(value) -> int | str | None:
@@ -100,12 +112,16 @@ def join(records: list[dict], statements: pd.DataFrame) -> tuple[pd.DataFrame, l
 
 
 def finals(records: list[dict]) -> list[dict]:
-    out = [r for r in records if r["pass"] == "final"]
-    ids = [r["statement_id"] for r in out]
-    if len(ids) != len(set(ids)):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:5]
+    """One final record per statement: the audit record read last where there is one, else the final one."""
+    from collections import Counter
+
+    out = [r for r in records if r["pass"] == "final" and not is_audit(r)]
+    n = Counter(r["statement_id"] for r in out)
+    if len(n) != len(out):
+        dup = sorted(i for i, c in n.items() if c > 1)[:5]
         raise ConfigError(f"statements with more than one final record: {dup}")
-    return out
+    audits = {r["statement_id"]: r for r in records if is_audit(r)}
+    return [audits.pop(r["statement_id"], r) for r in out] + list(audits.values())
 
 
 def agreement(records: list[dict]) -> dict:
@@ -252,7 +268,7 @@ def finalize(records: list[dict], adjudications: list[dict] | None = None) -> tu
     for r in records:
         if r["pass"] != "final":
             by.setdefault(r["statement_id"], []).append(r)
-    out = [r for r in records if r["pass"] != "final"]
+    out = [r for r in records if r["pass"] != "final" or is_audit(r)]
     pending = []
     for sid, rs in sorted(by.items()):
         base = {k: rs[0][k] for k in ("statement_id", "article_id", "start", "end", "text_sha1")}

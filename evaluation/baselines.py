@@ -145,6 +145,16 @@ class EmbeddingsLR:
         idx = (z[:, 0] > 0).astype(int) if len(self.classes) == 2 and z.shape[1] == 1 else z.argmax(1)
         return [self.classes[i] for i in idx]
 
+    def predict_proba(self, texts) -> np.ndarray:
+        """Class probabilities in self.classes order: the softmax of the multinomial model (the logistic
+        with two classes), as LogisticRegression.predict_proba computes them."""
+        z = self.embedder(list(texts)) @ self.coef.T + self.intercept
+        if z.shape[1] == 1:
+            p = 1 / (1 + np.exp(-z[:, 0]))
+            return np.stack([1 - p, p], 1)
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
     def to_json(self) -> dict:
         e = self.embedder
         return {"encoder": e.encoder, "prefix": e.prefix, "pooling": e.pooling, "max_length": e.max_length,

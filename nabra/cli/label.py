@@ -1,4 +1,5 @@
-"""`nabra label weak|report|agreement`: weak labels, the labelling-function report, annotator agreement."""
+"""`nabra label weak|report|agreement|audit|audit-sheet|audit-import`: weak labels, the labelling-function
+report, annotator agreement, and the cross-validated label audit (nabra.evaluation.audit)."""
 from __future__ import annotations
 
 import json
@@ -21,6 +22,33 @@ def register(sub) -> None:
     a.add_argument("--annotations", default="data/annotations", help="folder or file of standoff records")
     a.add_argument("--json", action="store_true", help="print JSON")
     a.set_defaults(func=run_agreement)
+    au = s.add_parser("audit", help="out-of-fold probabilities over all gold statements + cleanlab's label issues")
+    au.add_argument("--data", required=True, help="dataset folder: every split's gold statements are audited")
+    au.add_argument("--folds", type=int, default=5, help="K group folds (default 5)")
+    au.add_argument("--recipe", default="finetune", choices=["finetune", "embeddings-lr"],
+                    help="finetune: `nabra train` per fold (--config); embeddings-lr: frozen --encoder + logistic "
+                         "regression (cheap on CPU)")
+    au.add_argument("--config", help="train config for --recipe finetune (e.g. configs/train/tiny.yaml)")
+    au.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a train config key, e.g. --set training.epochs=10")
+    au.add_argument("--encoder", help="pretrained encoder folder or name for --recipe embeddings-lr")
+    au.add_argument("--encoder-prefix", default="passage: ", help="input prefix with --encoder (e5: 'passage: ')")
+    au.add_argument("--seed", type=int, default=13, help="seed of the folds and dev slices")
+    au.add_argument("--out", required=True, help="audit folder (rerun with the same --out to resume)")
+    au.set_defaults(func=run_audit)
+    sh = s.add_parser("audit-sheet", help="blind re-read sheet of the top suspects (two candidate labels, no hint)")
+    sh.add_argument("--suspects", required=True, help="suspects.csv from `nabra label audit`")
+    sh.add_argument("--corpus", required=True, help="the corpus the dataset was built from (statement text)")
+    sh.add_argument("--top", type=int, default=50, help="suspects per task, by rank (default 50)")
+    sh.add_argument("--seed", type=int, default=13, help="seed of the row and label order")
+    sh.add_argument("--out", required=True, help="sheet CSV to write")
+    sh.set_defaults(func=run_sheet)
+    im = s.add_parser("audit-import", help="a filled audit sheet -> final records that override the earlier ones")
+    im.add_argument("sheet", help="the sheet, with `chosen` (a, b or a label) and `reason` filled in")
+    im.add_argument("--annotations", default="data/annotations", help="gold records (the current final labels)")
+    im.add_argument("--out", default="data/annotations/gold_audit.jsonl", help="audit records file (appended to)")
+    im.add_argument("--annotator", default="llm-audit")
+    im.set_defaults(func=run_audit_import)
 
 
 def run_weak(args) -> int:
@@ -55,4 +83,34 @@ def run_agreement(args) -> int:
         t = ag[task]
         print(f"  {task:10s} Cohen's kappa {t['kappa']:.3f}   observed agreement {t['observed_agreement']:.3f}"
               f"   disagreements {t['disagreements']}")
+    return 0
+
+
+def run_audit(args) -> int:
+    from nabra.config import load_train_config
+    from nabra.evaluation.audit import run_audit as audit
+
+    cfg = load_train_config(args.config, args.overrides) if args.config else None
+    enc = {"encoder": args.encoder, "prefix": args.encoder_prefix} if args.encoder else None
+    info = audit(args.data, args.out, args.folds, args.recipe, cfg=cfg, encoder=enc, seed=args.seed)
+    for t, c in info["counts"].items():
+        print(f"  {t:10s} {info['suspects'][t]} suspects: " +
+              ", ".join(f"{l} {v['suspects']}/{v['statements']}" for l, v in c.items()))
+    print(f"suspects written to {args.out}/suspects.csv (audit.json beside it)")
+    return 0
+
+
+def run_sheet(args) -> int:
+    from nabra.evaluation.audit import make_sheet
+
+    n = make_sheet(args.suspects, args.corpus, args.top, args.out, seed=args.seed)
+    print(f"{n} statement/task rows to re-read -> {args.out} (fill `chosen` with a, b or a label, and `reason`)")
+    return 0
+
+
+def run_audit_import(args) -> int:
+    from nabra.evaluation.audit import import_sheet
+
+    n, open_rows = import_sheet(args.sheet, args.annotations, args.out, args.annotator)
+    print(f"{n} audit record(s) appended to {args.out}; {open_rows} row(s) left undecided")
     return 0

@@ -52,8 +52,7 @@ def write_records(records: list[dict], path: str | Path) -> None:
     order = {1: 0, 2: 1, "final": 2}
     records = sorted(records, key=lambda r: (r["statement_id"], order.get(r["pass"], 3), r["annotator"]))
     write_atomic(path, "".join(json.dumps({k: r[k] for k in RECORD_KEYS} | {k: r[k] for k in OPTIONAL_KEYS if r.get(k)},
-                                          ensure_ascii=False) + "
-" for r in records))
+                                          ensure_ascii=False) + "\n" for r in records))
 
 
 def is_audit(rec: dict) -> bool:

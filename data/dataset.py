@@ -11,7 +11,9 @@ Frozen splits: data/splits/<name>_ids.txt, name one of train, dev, test, test-v2
 every statement of its group. Statements not listed are split by stratified group folds, with one
 rule: once test_ids.txt exists the test split is closed, and new statements (of groups not yet in
 any split) go to train and dev only (`grow_test=True`, `--grow-test`, lets them into test again).
-A new statement of a group already in test still joins test: a group never straddles two splits.
+A new statement of a group already in a closed test split (test, test-v2) is left out of the
+dataset and counted in the manifest (`held_out_closed_test`): it cannot join train/dev without its
+group straddling two splits, and joining the test split would change a frozen test set.
 
 test-v2 is a second frozen test split for statements annotated after test was frozen: designate
 its statements once with `--test-v2 FILE` (ids, or standoff JSONL); the build then writes
@@ -149,11 +151,17 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
     if grow_test is None:
         grow_test = "test" not in frozen.values()
     df["split"] = assign_splits(df.reset_index(drop=True), seed, frozen, grow_test=grow_test).to_numpy()
+    closed = {"test-v2"} | (set() if grow_test else {"test"})
+    late = df.split.isin(closed) & ~df.statement_id.isin(frozen)
+    if late.any():
+        log(f"left out {int(late.sum())} new statement(s) whose group is in a closed test split "
+            f"({', '.join(f'{k} {v}' for k, v in df.split[late].value_counts().sort_index().items())})")
+        df = df[~late]
     present = [s for s in SPLITS if s != "test-v2" or (df.split == s).any()]
     cols = ["statement_id", "article_id", "group", "text"] + tasks
     counts = {}
     info = {"label_source": label_source, "corpus_content_hash": cman["content_hash"], "annotation_hash": ann_hash,
-            "seed": seed, "mismatches": len(problems), "tasks": {t: schema.tasks[t].names for t in tasks},
+            "seed": seed, "mismatches": len(problems), "held_out_closed_test": int(late.sum()), "tasks": {t: schema.tasks[t].names for t in tasks},
             # carried into every model trained on this dataset, so that prediction cuts statements the same way
             "corpus_config": cman.get("config"),
             "corpus_inputs": sorted({Path(i["path"]).name for i in cman.get("inputs", [])}),

@@ -41,6 +41,14 @@ BATCHES = {
     "gold_al2.jsonl": "al2 (issue 12, active learning, condolence top-up): `nabra annotate suggest --model <the "
                       "6-epoch e5 recipe, seed 42> --n 400 --candidates 1200 --enrich 0.8 --enrich-stances "
                       "condolence --min-hits 0 --seed 18`. Read once (llm-e1, llm-e2). Train/dev only.",
+    "gold_al3.jsonl": "al3 (issue 12, active learning, conciliatory/condolence top-up): `nabra annotate suggest "
+                      "--model <the 6-epoch e5 recipe, seed 42> --n 250 --candidates 1000 --enrich 0.8 "
+                      "--enrich-stances conciliatory condolence --min-hits 0 --seed 19`. Read once (llm-f1, llm-f2). "
+                      "Train/dev only.",
+    "gold_s31.jsonl": "s31 (issue 12, seeded sampler, no model): `nabra annotate sample --seed 31 --random 0 "
+                      "--per-class 40 --neutral-flagged 0 --double 0 --exclude data/annotations`: 40 statements a weak "
+                      "rule flags per non-neutral stance (the political pool holds only 4 more for condolence), drawn "
+                      "for conciliatory, the last class short of 400. Read once (llm-g1, llm-g2).",
     "gold_audit.jsonl": "audit (issue 12): re-reads of the label-noise audit's top suspects by an adjudicator who saw "
                         "the statement and two candidate labels in random order (not which one was given or which "
                         "one a model prefers); each change is a new final record with its reason.",

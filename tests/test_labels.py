@@ -76,12 +76,12 @@ def test_label_model_tie_break_and_default():
 def test_gold_annotations_meet_the_targets():
     recs = read_records(REPO_ROOT / "data" / "annotations")
     final = [r for r in recs if r["pass"] == "final"]
-    assert len(final) >= 1500 and len({r["statement_id"] for r in final}) == len(final)
+    assert len(final) >= 5000 and len({r["statement_id"] for r in final}) == len(final)  # issue 12
     counts = Counter(r["stance"] for r in final)
-    assert set(counts) == set(SCHEMA.tasks["stance"].labels) and min(counts.values()) >= 100
+    assert set(counts) == set(SCHEMA.tasks["stance"].labels) and min(counts.values()) >= 400
     ag = agreement(recs)
-    assert ag["double_annotated"] >= 300
-    assert ag["stance"]["kappa"] >= 0.70 and ag["sentiment"]["kappa"] >= 0.70
+    assert ag["double_annotated"] >= 1300
+    assert ag["stance"]["kappa"] >= 0.80 and ag["sentiment"]["kappa"] >= 0.80
     # every disagreement was adjudicated into the final record
     p1 = {r["statement_id"]: r for r in recs if r["pass"] == 1}
     p2 = {r["statement_id"]: r for r in recs if r["pass"] == 2}

@@ -153,3 +153,6 @@ def test_real_build_keeps_articles_groups_and_clusters_apart_over_four_splits(go
     assert set(parts) == set(SPLITS) and len(parts["test-v2"]) > 0
     _no_shared_groups(parts, clusters)
     assert set(parts["test"].statement_id) == _ids(REPO_ROOT / "data/splits/test_ids.txt")
+    if not extra:  # the committed test-v2 (issue 12): at least 600 frozen ids, every one in the build
+        v2 = _ids(REPO_ROOT / "data/splits/test-v2_ids.txt")
+        assert len(v2) >= 600 and set(parts["test-v2"].statement_id) == v2

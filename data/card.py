@@ -36,8 +36,9 @@ BATCHES = {
                       "--candidates 8000 --enrich 0.5 --min-hits 0 --seed 17`: the 2,200 statements of 8,000 scored "
                       "candidates (half drawn where a weak rule flags a rare stance) with the smallest stance margin, "
                       "under per-class quotas, k-means spread and 2 per article. Read once (llm-c1..c5); the 149 "
-                      "holding a prayer for the dead read again (llm-d1) after the guide's prayer rule was clarified. "
-                      "Train/dev only.",
+                      "holding a prayer for the dead read again (llm-d1) after the guide's prayer rule was clarified "
+                      "(their kappa is low by design: they are the statements the rule was unclear about; 42 "
+                      "adjudicated). Train/dev only.",
     "gold_al2.jsonl": "al2 (issue 12, active learning, condolence top-up): `nabra annotate suggest --model <the "
                       "6-epoch e5 recipe, seed 42> --n 400 --candidates 1200 --enrich 0.8 --enrich-stances "
                       "condolence --min-hits 0 --seed 18`. Read once (llm-e1, llm-e2). Train/dev only.",
@@ -51,7 +52,14 @@ BATCHES = {
                       "for conciliatory, the last class short of 400. Read once (llm-g1, llm-g2).",
     "gold_audit.jsonl": "audit (issue 12): re-reads of the label-noise audit's top suspects by an adjudicator who saw "
                         "the statement and two candidate labels in random order (not which one was given or which "
-                        "one a model prefers); each change is a new final record with its reason.",
+                        "one a model prefers); each re-read is a new final record with its reason (`audit: true`), which "
+                        "overrides the earlier final record; the earlier records stay. `nabra label audit --recipe "
+                        "embeddings-lr` over the 5,341 gold statements built before al3/s31 (5 article-group folds, "
+                        "frozen e5-small embeddings + logistic regression, cleanlab 2.9 `find_label_issues`): 1,398 "
+                        "stance and 975 sentiment suspects (a weak model, so most are its own errors); the top 100 "
+                        "per task (200 rows, 187 statements) re-read by llm-audit: 26 labels changed, 9 stance "
+                        "(neutral->condemnation 2, neutral->support 2, neutral->conciliatory 1, neutral->condolence 1, "
+                        "warning->condemnation 1, support->warning 1, support->condemnation 1) and 17 sentiment.",
 }
 
 

@@ -13,16 +13,25 @@ from typing import Iterator
 # End punctuation (a run of it, e.g. "..." or "؟!"), an optional Arabic comma after a question
 # mark, then closing quotes/brackets that belong to the sentence.
 _END = re.compile(r"[.!?؟…]+،?[»\"”'’)\]]*(?=\s|[\u0621-\u064A])")
-_WORD_BEFORE = re.compile(r"(\S+)$")
 
 
 class Segmenter:
     def __init__(self, abbreviations: list[str]):
         self.abbrev = set(abbreviations)
+        # an abbreviation is one whitespace-free word: the longest one bounds how far back to look
+        self._max_len = max((len(a) for a in self.abbrev), default=0)
 
     def _is_abbrev(self, text: str, end: int) -> bool:
-        m = _WORD_BEFORE.search(text, 0, end)
-        return bool(m) and m.group(1) in self.abbrev
+        """True if the whitespace-delimited word ending at `end` is an abbreviation.
+
+        Only the last max_len + 1 characters are looked at (a regex search for r"(\\S+)$" in
+        text[:end] tried every start position: quadratic in the line length, 10% of a build).
+        str.split() and the regex's \\s agree on what whitespace is (both use Py_UNICODE_ISSPACE)."""
+        if end <= 0 or text[end - 1].isspace():
+            return False
+        tail = text[max(0, end - self._max_len - 1):end].split()
+        # a tail with no whitespace that does not reach the line start is part of a longer word
+        return bool(tail) and len(tail[-1]) <= self._max_len and tail[-1] in self.abbrev
 
     def spans(self, body: str) -> Iterator[tuple[int, int]]:
         """Yields (start, end) of every statement; body[start:end] is the stripped statement."""

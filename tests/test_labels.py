@@ -11,7 +11,7 @@ import pytest
 
 from conftest import REPO_ROOT, SHARED, cli, need_shared
 from nabra.config import load_labels
-from nabra.data.annotate import agreement, finalize, import_file, read_records
+from nabra.data.annotate import agreement, finalize, finals, import_file, read_records
 from nabra.data.corpus import load_corpus
 from nabra.data.weak import WeakLabeler, combine_votes, label_statements
 
@@ -75,7 +75,7 @@ def test_label_model_tie_break_and_default():
 
 def test_gold_annotations_meet_the_targets():
     recs = read_records(REPO_ROOT / "data" / "annotations")
-    final = [r for r in recs if r["pass"] == "final"]
+    final = finals(recs)  # an audit record replaces the earlier final record of its statement
     assert len(final) >= 5000 and len({r["statement_id"] for r in final}) == len(final)  # issue 12
     counts = Counter(r["stance"] for r in final)
     assert set(counts) == set(SCHEMA.tasks["stance"].labels) and min(counts.values()) >= 400
@@ -88,7 +88,7 @@ def test_gold_annotations_meet_the_targets():
     fin = {r["statement_id"]: r for r in final}
     for sid in p2:
         if (p1[sid]["stance"], p1[sid]["sentiment"]) != (p2[sid]["stance"], p2[sid]["sentiment"]):
-            assert fin[sid]["annotator"] == "llm-adjudicator"
+            assert fin[sid]["annotator"] in ("llm-adjudicator", "llm-audit")  # the audit may re-read it later
     for f in (REPO_ROOT / "data/annotations").glob("gold*.jsonl"):  # standoff only: no third-party text
         assert not any(len(l) > 0 and "text" in json.loads(l) for l in f.read_text().splitlines()), f
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from nabra.paths import data_file  # cheap: the CLI's start-up stays light
+
 
 def register(sub) -> None:
     p = sub.add_parser("label", help="weak labels, labelling-function report, inter-annotator agreement")
@@ -19,7 +21,8 @@ def register(sub) -> None:
                    help="gold split to score against (the test split is refused: rules are never tuned on it)")
     r.set_defaults(func=run_report)
     a = s.add_parser("agreement", help="Cohen's kappa per task between the two independent readings")
-    a.add_argument("--annotations", default="data/annotations", help="folder or file of standoff records")
+    a.add_argument("--annotations", default=None,
+                   help="folder or file of standoff records (default: the gold records shipped with nabra)")
     a.add_argument("--json", action="store_true", help="print JSON")
     a.set_defaults(func=run_agreement)
     au = s.add_parser("audit", help="out-of-fold probabilities over all gold statements + cleanlab's label issues")
@@ -45,7 +48,8 @@ def register(sub) -> None:
     sh.set_defaults(func=run_sheet)
     im = s.add_parser("audit-import", help="a filled audit sheet -> final records that override the earlier ones")
     im.add_argument("sheet", help="the sheet, with `chosen` (a, b or a label) and `reason` filled in")
-    im.add_argument("--annotations", default="data/annotations", help="gold records (the current final labels)")
+    im.add_argument("--annotations", default=None,
+                    help="gold records, the current final labels (default: the gold records shipped with nabra)")
     im.add_argument("--out", default="data/annotations/gold_audit.jsonl", help="audit records file (appended to)")
     im.add_argument("--annotator", default="llm-audit")
     im.set_defaults(func=run_audit_import)
@@ -74,7 +78,7 @@ def run_report(args) -> int:
 def run_agreement(args) -> int:
     from nabra.data.annotate import agreement, read_records
 
-    ag = agreement(read_records(args.annotations))
+    ag = agreement(read_records(args.annotations or data_file("annotations")))
     if args.json:
         print(json.dumps(ag, indent=2))
         return 0
@@ -111,6 +115,6 @@ def run_sheet(args) -> int:
 def run_audit_import(args) -> int:
     from nabra.evaluation.audit import import_sheet
 
-    n, open_rows = import_sheet(args.sheet, args.annotations, args.out, args.annotator)
+    n, open_rows = import_sheet(args.sheet, args.annotations or data_file("annotations"), args.out, args.annotator)
     print(f"{n} audit record(s) appended to {args.out}; {open_rows} row(s) left undecided")
     return 0

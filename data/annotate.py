@@ -279,7 +279,8 @@ def finalize(records: list[dict], adjudications: list[dict] | None = None) -> tu
                         "annotator": "agreed", "pass": "final"})
         elif sid in adj:
             out.append({**base, "stance": adj[sid]["stance"], "sentiment": adj[sid]["sentiment"],
-                        "annotator": adj[sid].get("annotator", "adjudicator"), "pass": "final"})
+                        "annotator": adj[sid].get("annotator", "adjudicator"), "pass": "final",
+                        **({"reason": adj[sid]["reason"]} if adj[sid].get("reason") else {})})
         else:
             pending.append(sid)
     return out, pending

@@ -213,11 +213,7 @@ def run_finalize(args) -> int:
         adj += got
     if errors:
         raise UserError("adjudications rejected:\n  " + "\n  ".join(errors[:20]))
-    out, pending = finalize(recs, adj)
-    reasons = {r["statement_id"]: r["reason"] for r in adj if r.get("reason")}
-    for r in out:
-        if r["pass"] == "final" and r["statement_id"] in reasons and r["annotator"] == args.adjudicator:
-            r["reason"] = reasons[r["statement_id"]]
+    out, pending = finalize(recs, adj)  # an adjudicator's reason travels into its final record
     if pending:
         raise UserError(f"{len(pending)} statement(s) read twice with different labels and no adjudication: "
                         + ", ".join(pending[:10]) + (" ..." if len(pending) > 10 else ""))

@@ -22,23 +22,31 @@ def _f1_from_counts(tp, fp, fn):
     return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
 
 
-def bootstrap(y_true: np.ndarray, y_pred: np.ndarray, k: int, n_boot: int = 1000, seed: int = 0,
-              headline: list[int] | None = None) -> dict:
-    """95% percentile intervals for macro F1, weighted F1, accuracy, headline F1 and per-class F1."""
-    rng = np.random.default_rng(seed)
-    n = len(y_true)
-    idx = rng.integers(0, n, size=(n_boot, n))
-    t, p = y_true[idx], y_pred[idx]
+def resample_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) indices of the seeded bootstrap resamples of n statements."""
+    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def resampled_f1(t: np.ndarray, p: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per resample (rows of the (B, n) class-id arrays t, p): per-class F1 (B, k), macro F1 (B,) as
+    sklearn averages it (over the labels present in gold or predictions) and gold support (B, k)."""
     onehot_t = np.eye(k, dtype=np.int32)[t]  # (B, n, k)
     onehot_p = np.eye(k, dtype=np.int32)[p]
     tp = (onehot_t & onehot_p).sum(1)
     fp = onehot_p.sum(1) - tp
     fn = onehot_t.sum(1) - tp
-    f1 = _f1_from_counts(tp, fp, fn)  # (B, k)
+    f1 = _f1_from_counts(tp, fp, fn)
     support = onehot_t.sum(1)
-    # sklearn's default macro average: over the labels present in gold or predictions
     present = (support > 0) | (onehot_p.sum(1) > 0)
-    macro = (f1 * present).sum(1) / np.maximum(present.sum(1), 1)
+    return f1, (f1 * present).sum(1) / np.maximum(present.sum(1), 1), support
+
+
+def bootstrap(y_true: np.ndarray, y_pred: np.ndarray, k: int, n_boot: int = 1000, seed: int = 0,
+              headline: list[int] | None = None) -> dict:
+    """95% percentile intervals for macro F1, weighted F1, accuracy, headline F1 and per-class F1."""
+    idx = resample_indices(len(y_true), n_boot, seed)
+    t, p = y_true[idx], y_pred[idx]
+    f1, macro, support = resampled_f1(t, p, k)
     weighted = (f1 * support).sum(1) / np.maximum(support.sum(1), 1)
     acc = (t == p).mean(1)
     out = {"macro_f1": macro, "weighted_f1": weighted, "accuracy": acc}

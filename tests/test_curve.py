@@ -42,3 +42,37 @@ def test_learning_curve_on_the_sample(sample_dataset, tmp_path, capsys):
     assert cli(*args) == 0  # resumed: nothing trained again
     log = capsys.readouterr().out
     assert log.count("scored already, skipped") == 2 and "training on" not in log
+    # the two points, compared on the same statements: the paired bootstrap's numbers agree with the curve's
+    cmp = tmp_path / "cmp"
+    assert cli("evaluate", "compare", "--reference", out / "points/f0.5-s1/run", "--candidate", out / "points/f1-s1/run",
+               "--names", "half", "full", "--data", sample_dataset, "--split", "test", "--bootstrap", "50",
+               "--out", cmp) == 0
+    r = json.loads((cmp / "compare.json").read_text())["splits"]["test"]["tasks"]
+    for t in ("stance", "sentiment"):
+        for name, f in (("half", 0.5), ("full", 1.0)):
+            point = next(p for p in c["points"] if p["fraction"] == f)
+            assert r[t][name]["macro_f1"] == [point["splits"]["test"][t]["macro_f1"]]
+        assert r[t]["gain"] == round(r[t]["full"]["mean"] - r[t]["half"]["mean"], 6)
+        assert r[t]["ci95"][0] <= r[t]["ci95"][1]
+    assert "| test | stance |" in (cmp / "compare.md").read_text()
+
+
+def test_paired_gain_separates_a_better_group_and_not_a_copy():
+    import numpy as np
+
+    from nabra.evaluation.compare import paired_gain
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)
+    noisy = [np.where(rng.random(300) < 0.4, rng.integers(0, 4, 300), y) for _ in range(3)]
+    better = paired_gain(y, noisy, [y.copy(), y.copy()], k=4, n_boot=200)
+    assert better["ci95"][0] > 0.2 and better["share_not_better"] == 0.0
+    same = paired_gain(y, noisy, noisy, k=4, n_boot=200)
+    assert same["ci95"] == [0.0, 0.0] and same["share_not_better"] == 1.0
+
+
+def test_compare_names_a_folder_that_is_not_a_run(sample_dataset, tmp_path, capsys):
+    assert cli("evaluate", "compare", "--reference", tmp_path, "--candidate", tmp_path, "--data", sample_dataset,
+               "--split", "test", "--out", tmp_path / "c") == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "neither a run directory" in err and "Traceback" not in err

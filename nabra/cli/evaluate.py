@@ -1,5 +1,6 @@
 """`nabra evaluate`: thin wrapper over nabra.evaluation.report.evaluate; `nabra evaluate curve`: over
-nabra.evaluation.curve.run_curve (the learning curve)."""
+nabra.evaluation.curve.run_curve (the learning curve); `nabra evaluate compare`: over
+nabra.evaluation.compare.compare (the gain of one group of runs over another, paired bootstrap)."""
 from __future__ import annotations
 
 
@@ -20,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--out", help="report folder (required)")
     p.set_defaults(func=run)
-    s = p.add_subparsers(dest="action", metavar="curve", required=False)
+    s = p.add_subparsers(dest="action", metavar="{curve,compare}", required=False)
     c = s.add_parser("curve", help="learning curve: train on nested fractions of train, macro-F1 with intervals")
     c.add_argument("--config", required=True, help="train config (e.g. configs/train/tiny.yaml)")
     c.add_argument("--data", required=True, help="dataset folder")
@@ -33,6 +34,18 @@ def register(sub) -> None:
     c.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     c.add_argument("--out", required=True, help="curve folder (rerun with the same --out to resume or add points)")
     c.set_defaults(func=run_curve)
+    m = s.add_parser("compare", help="gain of one group of runs over another on the same split: paired bootstrap CI")
+    # not --a/--b: argparse would read them as abbreviations of evaluate's own --baselines/--bootstrap
+    m.add_argument("--reference", nargs="+", required=True, metavar="RUN", help="the reference runs (e.g. seeds on the old gold)")
+    m.add_argument("--candidate", nargs="+", required=True, metavar="RUN", help="the runs whose gain over --reference is measured")
+    m.add_argument("--names", nargs=2, default=["reference", "candidate"], metavar=("NAME_REF", "NAME_CAND"),
+                   help="labels of the two groups in the tables")
+    m.add_argument("--data", required=True, help="dataset folder whose split(s) both groups predict")
+    m.add_argument("--split", nargs="+", default=["dev"], choices=["dev", "test", "test-v2"], help="splits to score")
+    m.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    m.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    m.add_argument("--out", required=True, help="folder for compare.json and compare.md")
+    m.set_defaults(func=run_compare)
 
 
 def run(args) -> int:
@@ -70,4 +83,19 @@ def run_curve(args) -> int:
         print(f"fraction {r['fraction']:<5g} n train {r['n_train']:>6}  {r['split']:8s} {r['task']:10s} macro-F1 "
               f"{r['macro_f1_mean']:.4f} ± {r['macro_f1_std']:.4f}")
     print(f"curve written to {args.out}/curve.json, curve.md, curve.png")
+    return 0
+
+
+def run_compare(args) -> int:
+    from nabra.evaluation.compare import compare
+
+    names = tuple(args.names)
+    res = compare(args.reference, args.candidate, args.data, list(dict.fromkeys(args.split)), args.out, names=names,
+                  n_boot=args.bootstrap, seed=args.seed)
+    a, b = names
+    for s, sp in res["splits"].items():
+        for t, r in sp["tasks"].items():
+            print(f"{s:8s} {t:10s} {a} {r[a]['mean']:.4f} ± {r[a]['std']:.4f}  {b} {r[b]['mean']:.4f} ± {r[b]['std']:.4f}  "
+                  f"gain {r['gain']:+.4f} [{r['ci95'][0]:+.4f}, {r['ci95'][1]:+.4f}]")
+    print(f"comparison written to {args.out}/compare.json and compare.md")
     return 0

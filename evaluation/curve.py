@@ -11,7 +11,7 @@ Writes into OUT: points/f<fraction>-s<seed>/ (run/ and scores.json), data/f<frac
 dataset folder), curve.json (every point and the summary), curve.md (fraction, n train statements, per
 split and task the mean macro-F1 ± std over seeds and the 95% interval, averaged over seeds) and
 curve.png. A rerun skips scored points and resumes an interrupted training; new fractions or seeds can be
-added to the same OUT.
+added to the same OUT, and the summary holds every point scored there (so a fraction may have its own seeds).
 """
 from __future__ import annotations
 
@@ -104,14 +104,24 @@ def run_curve(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, fracti
     train = load_split(dataset_dir, "train")
     task = next(t for t in cfg.data.tasks if t in train)
     subsets = nested_subsets(train, fractions, subsample_seed, task)
-    points = [_point(cfg, dataset_dir, out, f, subsets[f], s, splits, n_boot, log) for f in fractions for s in seeds]
+    for f in fractions:
+        for s in seeds:
+            _point(cfg, dataset_dir, out, f, subsets[f], s, splits, n_boot, log)
+    points = scored_points(out, splits)
     summary = summarize(points, splits)
-    curve = {**plan, "fractions": fractions, "seeds": list(seeds), "splits": splits, "points": points,
-             "summary": summary}
+    curve = {**plan, "fractions": sorted({p["fraction"] for p in points}),
+             "seeds": sorted({p["seed"] for p in points}), "splits": splits, "points": points, "summary": summary}
     write_json(out / "curve.json", curve)
     write_atomic(out / "curve.md", markdown(curve))
     plot(summary, out / "curve.png")
     return curve
+
+
+def scored_points(out: Path, splits: list[str]) -> list[dict]:
+    """Every point of OUT scored on all of `splits`, this invocation's and earlier ones' (the plan file
+    guarantees they share data and config), so that fractions or seeds added later join the summary."""
+    pts = [json.loads(f.read_text()) for f in (out / "points").glob("*/scores.json")]
+    return sorted((p for p in pts if all(s in p["splits"] for s in splits)), key=lambda p: (p["fraction"], p["seed"]))
 
 
 def summarize(points: list[dict], splits: list[str]) -> list[dict]:
@@ -133,13 +143,14 @@ def summarize(points: list[dict], splits: list[str]) -> list[dict]:
 
 
 def markdown(curve: dict) -> str:
-    L = ["# Learning curve", "", f"Macro-F1 by training-set size: mean ± std over seeds {curve['seeds']}; 95% bootstrap "
+    L = ["# Learning curve", "", f"Macro-F1 by training-set size: mean ± std over the seeds of each point (seeds "
+         f"{curve['seeds']}); 95% bootstrap "
          f"interval ({curve['bootstrap_resamples']} resamples) averaged over seeds. Subsamples of the train split are "
          f"nested and group-aware (seed {curve['subsample_seed']}); the dev split selects every checkpoint.", "",
-         "| fraction | n train | split | task | macro-F1 mean ± std | 95% CI |", "|---|---|---|---|---|---|"]
+         "| fraction | n train | seeds | split | task | macro-F1 mean ± std | 95% CI |", "|---|---|---|---|---|---|---|"]
     for r in curve["summary"]:
         ci = f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]" if r["ci95"] else "–"
-        L.append(f"| {r['fraction']:g} | {r['n_train']} | {r['split']} | {r['task']} | "
+        L.append(f"| {r['fraction']:g} | {r['n_train']} | {r['seeds']} | {r['split']} | {r['task']} | "
                  f"{r['macro_f1_mean']:.3f} ± {r['macro_f1_std']:.3f} | {ci} |")
     return "\n".join(L) + "\n\n![learning curve](curve.png)\n"
 

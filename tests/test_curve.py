@@ -38,6 +38,10 @@ def test_learning_curve_on_the_sample(sample_dataset, tmp_path, capsys):
     assert all(0 <= r["ci95"][0] <= r["ci95"][1] <= 1 for r in c["summary"])
     md = (out / "curve.md").read_text()
     assert "| 0.5 | " in md and "| 1 | " in md and (out / "curve.png").stat().st_size > 1000
+    # asking again for one point (scored already: nothing trains) keeps every point of OUT in the summary
+    assert cli(*[a if a != "0.5" else "1" for a in args]) == 0
+    again = json.loads((out / "curve.json").read_text())
+    assert again["fractions"] == [0.5, 1.0] and again["summary"] == c["summary"]
     capsys.readouterr()
     assert cli(*args) == 0  # resumed: nothing trained again
     log = capsys.readouterr().out

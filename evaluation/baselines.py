@@ -236,8 +236,6 @@ SAFE_MODULES = ("sklearn.", "numpy.", "scipy.", "builtins.")
 
 
 def save_baselines(baselines: dict, out: str | Path, meta: dict) -> None:
-    import skops.io as sio
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for task, models in baselines["models"].items():
@@ -245,9 +243,44 @@ def save_baselines(baselines: dict, out: str | Path, meta: dict) -> None:
             if name == "embeddings_lr":
                 write_json(out / f"{task}.{name}.json", m.to_json())
             elif name == "tfidf_svm":  # majority: its label is in info; weak labeller: rules in data/lexicons
-                sio.dump(m, out / f"{task}.{name}.skops")
+                _dump_tfidf(m, out / f"{task}.{name}.skops")
     write_json(out / "baselines.json", {"info": baselines["info"], **meta,
                                         "models": {t: sorted(m) for t, m in baselines["models"].items()}})
+
+
+def _vectorizers(pipe) -> list:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return [est for _, est in pipe.steps[0][1].transformer_list if isinstance(est, TfidfVectorizer)]
+
+
+def _dump_tfidf(pipe, path: Path) -> None:
+    """skops.io.dump of the fitted TF-IDF pipeline with each vocabulary_ stored as one JSON string of
+    its terms in index order. skops writes a dict entry by entry into a schema it then encodes with
+    indent (pure-Python json): ~35 s for 1,500 training statements and growing past the gold train
+    split's ~500k n-grams; one string encodes in C. stop_words_ (unused by transform; scikit-learn's
+    docs say it is safe to drop before saving) is dropped. The pipeline is left as it was."""
+    import skops.io as sio
+
+    vecs = _vectorizers(pipe)
+    kept = [(v.vocabulary_, v.__dict__.pop("stop_words_", None)) for v in vecs]
+    try:
+        for v, (vocab, _) in zip(vecs, kept):
+            v.vocabulary_ = json.dumps(sorted(vocab, key=vocab.__getitem__), ensure_ascii=False)
+        sio.dump(pipe, path)
+    finally:
+        for v, (vocab, stop) in zip(vecs, kept):
+            v.vocabulary_ = vocab
+            if stop is not None:
+                v.stop_words_ = stop
+
+
+def _restore_vocabularies(pipe):
+    """The inverse of _dump_tfidf's vocabulary string (files from older nabra hold the dict itself)."""
+    for v in _vectorizers(pipe):
+        if isinstance(v.vocabulary_, str):
+            v.vocabulary_ = {t: i for i, t in enumerate(json.loads(v.vocabulary_))}
+    return pipe
 
 
 def load_baselines(directory: str | Path) -> dict:
@@ -289,7 +322,7 @@ def _load_skops(path: Path):
         unsafe = [t for t in types if not t.startswith(SAFE_MODULES)]
         if unsafe:
             raise UserError(f"{path}: refuses to load types outside scikit-learn/numpy/scipy: {', '.join(unsafe)}")
-        return sio.load(path, trusted=types)
+        return _restore_vocabularies(sio.load(path, trusted=types))
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 - a damaged or foreign file: name it instead of a traceback

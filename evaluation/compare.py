@@ -23,15 +23,7 @@ from nabra.errors import UserError
 from nabra.evaluation.metrics import R, resample_indices, resampled_f1, task_metrics
 from nabra.evaluation.report import model_predictions
 from nabra.io import write_atomic, write_json
-
-
-def _model_dir(run: str | Path) -> Path:
-    run = Path(run)
-    if (run / "model").is_dir():
-        return run / "model"
-    if (run / "config.json").exists():
-        return run
-    raise UserError(f"{run}: neither a run directory (with model/) nor a model folder")
+from nabra.train.model_dir import validate
 
 
 def paired_gain(y: np.ndarray, preds_a: list[np.ndarray], preds_b: list[np.ndarray], k: int,
@@ -60,10 +52,12 @@ def compare(runs_a: list, runs_b: list, dataset_dir: str | Path, splits: list[st
               "groups": {names[0]: [str(r) for r in runs_a], names[1]: [str(r) for r in runs_b]},
               "bootstrap_resamples": n_boot, "seed": seed, "splits": {}}
     frames = {s: load_split(dataset_dir, s) for s in splits}  # a missing split fails before any prediction
+    for r in list(runs_a) + list(runs_b):
+        validate(r, "torch")  # a run or model folder that cannot predict fails before any prediction
     preds = {}
     for r in list(runs_a) + list(runs_b):
         log(f"predicting with {r}")
-        preds[str(r)] = {s: model_predictions(_model_dir(r), df)[0] for s, df in frames.items()}
+        preds[str(r)] = {s: model_predictions(r, df)[0] for s, df in frames.items()}
     for s, df in frames.items():
         rows = {}
         for t, labels in man["tasks"].items():

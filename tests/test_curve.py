@@ -79,4 +79,4 @@ def test_compare_names_a_folder_that_is_not_a_run(sample_dataset, tmp_path, caps
     assert cli("evaluate", "compare", "--reference", tmp_path, "--candidate", tmp_path, "--data", sample_dataset,
                "--split", "test", "--out", tmp_path / "c") == 2
     err = capsys.readouterr().err
-    assert str(tmp_path) in err and "neither a run directory" in err and "Traceback" not in err
+    assert str(tmp_path) in err and "model folder lacks" in err and "Traceback" not in err

@@ -318,7 +318,7 @@ class DedupEdges(PipelineStep):
             else:
                 j, p = divmod(rank - P, P)
                 found = [self._near(b, p) for b in range(j, NUM_BANDS, BAND_TASKS)]
-                edges = np.concatenate([e for e, _ in found])
+                edges = spanning_forest(np.concatenate([e for e, _ in found]))
                 stats = {"candidates": sum(s["candidates"] for _, s in found)}
                 name = f"near_{j:02d}_{p:04d}"
         tmp = out / f".{name}.npy"
@@ -504,39 +504,86 @@ def _parts(work: Path, tasks: int) -> list[Path]:
     return [work / "parts" / f"{r:05d}" for r in range(tasks)]
 
 
-def cluster_edges(work: Path, partitions: int, repeated_gids: np.ndarray):
-    """Connected components of all duplicate edges (scipy, over the statements that have one).
-    Returns (sorted node gids, root gid per node, cluster size per node, counts)."""
+def spanning_forest(edges: np.ndarray) -> np.ndarray:
+    """(root, member) edges with the connected components of `edges`, one per node but the root, the
+    root being each component's smallest id. A near task finds the same pair in several of its bands
+    (8 near-copies of a statement give up to 7 edges in each of 16 bands); this keeps at most n-1."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
+    if not len(edges):
+        return np.empty((0, 2), np.int64)
+    nodes = np.unique(edges)
+    ij = np.searchsorted(nodes, edges)
+    # int8 ones: a pair repeats at most once per band (16), so the summed entry cannot wrap to zero
+    g = coo_matrix((np.ones(len(ij), np.int8), (ij[:, 0], ij[:, 1])), shape=(len(nodes), len(nodes)))
+    _, labels = connected_components(g, directed=False)
+    _, first = np.unique(labels, return_index=True)  # nodes are sorted: the first of a label is its smallest
+    root = nodes[first][labels]
+    member = root != nodes
+    return np.stack([root[member], nodes[member]], axis=1)
+
+
+class ClusterRoots:
+    """Union of the duplicate edges into one root per statement, folded one edge file at a time.
+
+    Statements get dense ids in input order (part offset + sequence number), so the state is one array
+    of N parent pointers (8 bytes a statement, duplicate or not) and never the edge list: at 8x
+    SaudiNewsNet the edges were 27M pairs and their union held 650 MB. A component's root is its
+    smallest id, i.e. its earliest statement, as before. (scipy has components but no incremental
+    union of a graph streamed from disk, hence this fold.)"""
+
+    def __init__(self, part_sizes: list[int]):
+        self.offsets = np.concatenate([[0], np.cumsum(part_sizes)]).astype(np.int64)
+        self.parent = np.arange(int(self.offsets[-1]), dtype=np.int64)
+        self.unions = 0
+
+    def dense(self, gids: np.ndarray) -> np.ndarray:
+        return self.offsets[gids >> RANK_SHIFT] + (gids & ((1 << RANK_SHIFT) - 1))
+
+    def _find(self, x: np.ndarray) -> np.ndarray:
+        r = self.parent[x]
+        while True:  # chains are at most one link per fold deep
+            up = self.parent[r]
+            if (up == r).all():
+                return r
+            r = up
+
+    def add(self, gid_edges: np.ndarray) -> None:
+        if not len(gid_edges):
+            return
+        roots = self._find(self.dense(gid_edges))
+        forest = spanning_forest(roots[roots[:, 0] != roots[:, 1]])
+        self.parent[forest[:, 1]] = forest[:, 0]  # members of the forest are old roots: one union each
+        self.unions += len(forest)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """(root id, cluster size) per dense id; compresses every chain."""
+        self.parent = self._find(np.arange(len(self.parent)))
+        return self.parent, np.bincount(self.parent, minlength=len(self.parent))[self.parent]
+
+
+def cluster_edges(work: Path, partitions: int, repeated_gids: np.ndarray, part_sizes: list[int]):
+    """Cluster roots over every duplicate edge file. Returns (ClusterRoots, root per dense id, cluster
+    size per dense id, counts)."""
     edir = work / "edges"
-    exact = [np.load(edir / f"exact_{p:04d}.npy") for p in range(partitions)]
-    near = [np.load(edir / f"near_{j:02d}_{p:04d}.npy") for j in range(BAND_TASKS) for p in range(partitions)]
-    ex = np.concatenate(exact) if exact else np.empty((0, 2), np.int64)
-    nr = np.concatenate(near) if near else np.empty((0, 2), np.int64)
+    cr = ClusterRoots(part_sizes)
+    for p in range(partitions):
+        ex = np.load(edir / f"exact_{p:04d}.npy")
+        if len(repeated_gids):  # statements of repeated records are not in the corpus
+            ex = ex[~np.isin(ex[:, 1], repeated_gids)]
+        cr.add(ex)
+    exact_unions = cr.unions
+    for j in range(BAND_TASKS):
+        for p in range(partitions):
+            cr.add(np.load(edir / f"near_{j:02d}_{p:04d}.npy"))
     ex_stats = [json.loads((edir / f"exact_{p:04d}.json").read_text()) for p in range(partitions)]
-    n_exact = sum(s["statements"] - s["keys"] for s in ex_stats)
-    if len(repeated_gids):  # statements of repeated records are not in the corpus
-        ex = ex[~np.isin(ex[:, 1], repeated_gids)]
-        n_exact -= len(repeated_gids)
-    nodes = np.unique(np.concatenate([ex.ravel(), nr.ravel()]))
-    n = len(nodes)
-
-    def components(e):
-        ij = np.searchsorted(nodes, e)
-        g = coo_matrix((np.ones(len(ij), np.int8), (ij[:, 0], ij[:, 1])), shape=(n, n))
-        return connected_components(g, directed=False)
-
-    c_exact, _ = components(ex)
-    c_all, labels = components(np.concatenate([ex, nr]))
-    # nodes are sorted, so the first node of each label is its earliest statement: the cluster's name
-    _, first_idx, sizes = np.unique(labels, return_index=True, return_counts=True)
-    roots = nodes[first_idx][labels]
-    size = sizes[labels]
-    counts = {"exact_duplicate_pairs": int(n_exact), "near_duplicate_links": int(c_exact - c_all),
-              "duplicates_marked": int(n - c_all), "clusters_with_duplicates": int(c_all)}
-    return nodes, roots, size, counts
+    n_exact = sum(s["statements"] - s["keys"] for s in ex_stats) - len(repeated_gids)
+    roots, sizes = cr.finish()
+    n = int((sizes > 1).sum())  # statements with a duplicate
+    counts = {"exact_duplicate_pairs": int(n_exact), "near_duplicate_links": int(cr.unions - exact_unions),
+              "duplicates_marked": int(cr.unions), "clusters_with_duplicates": int(n - cr.unions)}
+    return cr, roots, sizes, counts
 
 
 def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks: int, partitions: int,
@@ -577,7 +624,7 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
     del am, aid, kept_col, seg_col
 
     repeated_st = _repeated_statement_gids(parts, repeated_art)
-    nodes, roots, sizes, dup_counts = cluster_edges(work, partitions, repeated_st)
+    cr, roots, sizes, dup_counts = cluster_edges(work, partitions, repeated_st, [m["statements"] for m in metas])
     reasons = Counter()
     h = hashlib.sha1()
     n_lines = 0
@@ -615,11 +662,8 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
                 keep = _not_in(t.column("agid").to_numpy(), repeated_art)
                 if not keep.all():
                     t = t.filter(pa.array(keep))
-                gid = t.column("gid").to_numpy()
-                pos = np.minimum(np.searchsorted(nodes, gid), max(len(nodes) - 1, 0))
-                hit = nodes[pos] == gid if len(nodes) else np.zeros(len(gid), bool)
-                root = np.where(hit, roots[pos], gid) if len(nodes) else gid
-                size = np.where(hit, sizes[pos], 1) if len(nodes) else np.ones(len(gid), np.int64)
+                gid = cr.dense(t.column("gid").to_numpy())
+                root, size = roots[gid], sizes[gid]
                 is_dup = root != gid
                 sids = t.column("statement_id").to_pylist()
                 for i in np.flatnonzero(~is_dup & (size > 1)).tolist():

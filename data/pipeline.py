@@ -20,7 +20,8 @@ take every band collision as a duplicate with no Jaccard check, so their cluster
 ones nabra built so far (and that gold splits were made with). These stages keep those semantics
 exactly while streaming like datatrove's: every task holds one partition of the corpus, not all of
 it. P grows with the input size (one partition per PART_BYTES of input), so memory per task stays
-flat as archives grow; only the driver's union of duplicate edges grows, with the duplicates.
+flat as archives grow; the driver's union of the duplicate edges (ClusterRoots) holds 8 bytes a
+statement and one edge file at a time.
 """
 from __future__ import annotations
 

@@ -193,3 +193,33 @@ def test_synthetic_archive_repeats_every_article_under_another_id(tmp_path):
     c, d = res.manifest["counts"], res.manifest["duplicates"]
     assert len(zips) == 3 and c["articles_read"] == 9 and c.get("articles_repeated", 0) == 0
     assert d["duplicates_marked"] >= 2 * c["statements_kept"] // 3  # copies 1 and 2 are duplicates of copy 0
+
+
+def test_cluster_roots_folded_file_by_file_match_components_of_all_edges():
+    """The driver's fold (one edge file at a time into parent pointers) names every cluster after its
+    smallest statement, exactly as connected components over all the edges at once."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from nabra.data.pipeline import RANK_SHIFT, ClusterRoots, spanning_forest
+
+    rng = np.random.default_rng(0)
+    sizes = [500, 300, 700]  # statements per part; gids are rank << RANK_SHIFT | sequence
+    gids = np.concatenate([(r << RANK_SHIFT) + np.arange(n) for r, n in enumerate(sizes)])
+    files = [gids[rng.integers(0, len(gids), size=(k, 2))] for k in (400, 50, 0, 300, 250)]
+    cr = ClusterRoots(sizes)
+    for e in files:
+        cr.add(spanning_forest(e) if len(e) % 2 else e)  # forests and raw edge lists alike
+    roots, size = cr.finish()
+    dense = np.concatenate(files)
+    ij = cr.dense(dense)
+    n = len(gids)
+    _, labels = connected_components(coo_matrix((np.ones(len(ij)), (ij[:, 0], ij[:, 1])), shape=(n, n)),
+                                     directed=False)
+    first = {}
+    for i, lab in enumerate(labels):
+        first.setdefault(lab, i)
+    assert roots.tolist() == [first[lab] for lab in labels]
+    assert size.tolist() == np.bincount(labels)[labels].tolist()
+    assert cr.unions == n - labels.max() - 1

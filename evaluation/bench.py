@@ -54,7 +54,8 @@ def bench_corpus(inputs: list[str], out: str | Path, workers: int | None = None,
            "articles_per_s": round(c["articles_read"] / wall), "statements_per_s": round(c["statements_kept"] / wall),
            "peak_rss_mb_largest_process": round(max(t["peak_rss_mb"], sampled[0])),
            "peak_rss_mb_by_stage": t["peak_rss_mb_by_stage"], "stage_s": {k: t[k] for k in ("segment_s", "dedup_s")},
-           "cpu_s_by_stage": t["cpu_s_by_stage"]}
+           "cpu_s_by_stage": t["cpu_s_by_stage"],
+           "content_hash": man["content_hash"]}  # the same corpus whatever the workers: compare across rows
     log(_line(name, **{k: v for k, v in res.items() if k not in ("peak_rss_mb_by_stage", "cpu_s_by_stage")}))
     return res
 

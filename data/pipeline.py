@@ -518,8 +518,9 @@ def spanning_forest(edges: np.ndarray) -> np.ndarray:
         return np.empty((0, 2), np.int64)
     nodes = np.unique(edges)
     ij = np.searchsorted(nodes, edges)
-    # int8 ones: a pair repeats at most once per band (16), so the summed entry cannot wrap to zero
-    g = coo_matrix((np.ones(len(ij), np.int8), (ij[:, 0], ij[:, 1])), shape=(len(nodes), len(nodes)))
+    # bool entries: a pair may repeat any number of times (the driver maps many edges onto the same two
+    # roots), and summed booleans stay True where small integers could wrap to zero
+    g = coo_matrix((np.ones(len(ij), bool), (ij[:, 0], ij[:, 1])), shape=(len(nodes), len(nodes)))
     _, labels = connected_components(g, directed=False)
     _, first = np.unique(labels, return_index=True)  # nodes are sorted: the first of a label is its smallest
     root = nodes[first][labels]

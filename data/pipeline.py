@@ -459,8 +459,7 @@ def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: 
                                    cpus_per_task=1, mem_per_cpu_gb=1)
     from datatrove.executor.local import LocalPipelineExecutor
 
-    if workers > 1 and tasks > 1:
-        _preload_task_modules()
+    start_task_server(kind, tasks, workers)  # a no-op when build() started it already
     # workers=1 runs the tasks in this process (no pool to start for a small input or stdin)
     return LocalPipelineExecutor(pipeline, tasks=tasks, workers=max(1, min(workers, tasks)),
                                  logging_dir=str(logging_dir))

@@ -206,6 +206,9 @@ class ModelConfig(Strict):
     input_prefix: str = Field("", description="text put before every statement, e.g. e5's 'query: ' or 'passage: '")
     freeze_embeddings: bool = Field(
         False, description="keep the word-embedding matrix fixed (a 250k-row matrix dominates each optimizer step on CPU)")
+    freeze_layers: int = Field(
+        0, ge=0, description="keep the embeddings and the first N encoder layers fixed: the backward pass stops at "
+                             "layer N, so on CPU each frozen layer costs its forward only (about a third)")
 
 
 class DataConfig(Strict):

@@ -126,6 +126,29 @@ def test_gradient_accumulation_gives_the_same_gradients(sample_dataset, tmp_path
     assert norms[1] == pytest.approx(norms[2], rel=1e-4)
 
 
+def test_freeze_layers_trains_only_the_upper_layers(sample_dataset, tmp_path):
+    """model.freeze_layers=1 on the 2-layer tiny BERT: after a training step the embeddings and layer 0
+    are bit-identical, layer 1 and the heads moved; more layers than the encoder has is refused by name."""
+    import torch
+
+    from nabra.train.trainer import encode, load_data, make_model, train_model
+
+    cfg = load_train_config(TINY, TINY_FAST + ["model.freeze_layers=1", "training.max_steps=2",
+                                               "training.select_best=false"])
+    data, labels = load_data(cfg, sample_dataset)
+    model, tok, pre = make_model(cfg, labels, data["train"])
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    train_model(cfg, model, tok, encode(data["train"], tok, pre, 96, labels), encode(data["dev"], tok, pre, 96, labels),
+                tmp_path / "run", labels)
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert not any(k.startswith(("encoder.embeddings.", "encoder.encoder.layer.0.")) for k in changed)
+    assert any(k.startswith("encoder.encoder.layer.1.") for k in changed)
+    assert any(k.startswith("heads.") for k in changed)
+    with pytest.raises(ConfigError, match="model.freeze_layers: 3 is more than the encoder's 2 layers"):
+        make_model(load_train_config(TINY, TINY_FAST + ["model.freeze_layers=3"]), labels, data["train"])
+
+
 def _save_local_bert(path: Path, texts: list[str]):
     from transformers import BertConfig, BertForMaskedLM
 

@@ -104,7 +104,33 @@ def make_model(cfg: TrainConfig, label_lists: dict, train_df: pd.DataFrame, toke
     if m.freeze_embeddings:
         # the optimizer skips a frozen matrix: with 250k rows it would dominate every step on CPU
         model.encoder.get_input_embeddings().weight.requires_grad_(False)
+    if m.freeze_layers:
+        freeze_lower_layers(model.encoder, m.freeze_layers)
     return model, tok, pre
+
+
+def freeze_lower_layers(encoder, n: int) -> None:
+    """Fixes the embeddings and the first n transformer layers of an HF encoder (BERT, XLM-R,
+    ELECTRA: encoder.layer; DistilBERT: transformer.layer). Their outputs then need no gradient,
+    so autograd neither stores their activations nor runs their backward."""
+    import torch.nn as nn
+
+    layers = None
+    for path in ("encoder.layer", "transformer.layer", "layers"):
+        obj = encoder
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+        if isinstance(obj, nn.ModuleList):
+            layers = obj
+            break
+    if layers is None:
+        raise ConfigError(f"model.freeze_layers: cannot find the layer list of {type(encoder).__name__} "
+                          "(looked for encoder.layer, transformer.layer, layers); set model.freeze_layers: 0")
+    if n > len(layers):
+        raise ConfigError(f"model.freeze_layers: {n} is more than the encoder's {len(layers)} layers")
+    for module in [encoder.get_input_embeddings(), getattr(encoder, "embeddings", None), *layers[:n]]:
+        if module is not None:
+            module.requires_grad_(False)
 
 
 def tokenizer_texts(cfg: TrainConfig, train_df: pd.DataFrame) -> list[str]:

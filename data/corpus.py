@@ -259,7 +259,6 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
     total_bytes = sum(r["bytes"] for r in input_records)
     # a small input is built in this process unless workers are asked for: starting a pool costs more
     workers = max(1, workers or (cfg.workers if total_bytes >= pl.SMALL_INPUT_BYTES else 1))
-    pl.start_task_server(executor, tasks, workers)
     partitions = pl.partitions_for(total_bytes)
     work = Path(work) if work else out.parent / f".{out.name}.work"
     resumed = pl.prepare_work(work, pl._fingerprint([f for f in files if str(f) != "-"], cfg, tasks, partitions))

@@ -40,6 +40,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.data import Document
+from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 
 from nabra.config import CorpusConfig
@@ -438,31 +439,42 @@ def _preload_task_modules() -> None:
     multiprocess.get_context("forkserver").set_forkserver_preload(["__main__"] + TASK_MODULES)
 
 
-def start_task_server(executor: str, tasks: int, workers: int) -> None:
-    """Starts the forkserver of the local pools now, without waiting for it: its imports (~3 s of one
-    core) then run beside this process's own start-up instead of before the first task."""
-    if executor != "local" or workers < 2 or tasks < 2:
-        return
-    import multiprocess.forkserver
+class HeaviestFirst(LocalPipelineExecutor):
+    """datatrove's local executor, handing out the heaviest tasks first. Its pool takes tasks in rank
+    order, and ranks follow the input order, so a large file late in the list left one worker finishing
+    it while the others idled. The process that runs a rank does not change its output (parts/RANK),
+    so the order is free: largest first (LPT scheduling)."""
 
-    _preload_task_modules()
-    multiprocess.forkserver.ensure_running()  # spawns the server and returns; the preload runs there
+    def __init__(self, *args, weights: list[float] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weights = weights
+
+    def get_incomplete_ranks(self, ranks=None, skip_completed=None) -> list[int]:
+        todo = super().get_incomplete_ranks(ranks, skip_completed)
+        # one worker keeps input order: nothing to balance, and progress then follows the input
+        return sorted(todo, key=lambda r: -self.weights[r]) if self.weights and self.workers > 1 else todo
 
 
-def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: Path):
-    """datatrove's executor for `kind`; both record completed tasks under logging_dir."""
+def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: Path, weights: list[float] | None = None):
+    """datatrove's executor for `kind`; both record completed tasks under logging_dir. `weights` (one per
+    task, e.g. its input bytes) lets the local pool hand out the heaviest tasks first."""
     if kind == "ray":
         from datatrove.executor.ray import RayPipelineExecutor
 
         # one CPU and a modest memory reservation per task: the tasks are sized to stay well under it
         return RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(logging_dir),
                                    cpus_per_task=1, mem_per_cpu_gb=1)
-    from datatrove.executor.local import LocalPipelineExecutor
-
-    start_task_server(kind, tasks, workers)  # a no-op when build() started it already
+    if workers > 1 and tasks > 1:
+        _preload_task_modules()
     # workers=1 runs the tasks in this process (no pool to start for a small input or stdin)
-    return LocalPipelineExecutor(pipeline, tasks=tasks, workers=max(1, min(workers, tasks)),
-                                 logging_dir=str(logging_dir))
+    return HeaviestFirst(pipeline, tasks=tasks, workers=max(1, min(workers, tasks)), logging_dir=str(logging_dir),
+                         weights=weights)
+
+
+def file_weights(files: list[str], tasks: int) -> list[float]:
+    """Input bytes of each task's block of files (stdin counts 0)."""
+    sizes = [0 if f == "-" else os.path.getsize(f) for f in files]
+    return [float(sum(sizes[slice(*shard(files, r, tasks))])) for r in range(tasks)]
 
 
 def _fingerprint(files: list[Path], cfg: CorpusConfig, tasks: int, partitions: int) -> dict:
@@ -496,7 +508,7 @@ def run_stages(files: list[Path], work: Path, cfg: CorpusConfig, tasks: int, wor
     names = [str(f) for f in files]
     t0 = time.perf_counter()
     _executor(executor, [ArticleReader(names), CleanSegment(cfg_json), PartWriter(str(work), cfg_json, partitions)],
-              tasks, workers, work / "logs" / "segment").run()
+              tasks, workers, work / "logs" / "segment", weights=file_weights(names, tasks)).run()
     _check_complete(work / "logs" / "segment", tasks, "segment")
     t1 = time.perf_counter()
     n_dedup = partitions * (1 + BAND_TASKS)

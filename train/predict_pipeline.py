@@ -49,7 +49,7 @@ def predict_parallel(model: str, inputs: list[str], workers: int, backend: str =
     from loguru import logger
 
     from nabra.data.ingest import expand_inputs
-    from nabra.data.pipeline import _executor
+    from nabra.data.pipeline import _executor, file_weights
 
     files, problems = expand_inputs(inputs)
     for p in problems:
@@ -62,7 +62,7 @@ def predict_parallel(model: str, inputs: list[str], workers: int, backend: str =
     try:
         logger.disable("datatrove")  # the summary line and warnings are printed by `nabra predict`
         _executor(executor, [PredictFiles(names, str(work), model, backend, model_kw)], tasks, workers,
-                  work / "logs").run()
+                  work / "logs", weights=file_weights(names, tasks)).run()
         for r in range(tasks):
             path = work / f"{r:05d}.jsonl"
             if not path.exists():

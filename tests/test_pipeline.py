@@ -90,8 +90,8 @@ def test_sample_same_hash_with_one_and_two_workers(sample_corpus, tmp_path):
 
 
 def test_local_pool_takes_the_heaviest_incomplete_tasks_first(tmp_path):
-    """With several workers, tasks go out largest input first (the output of a rank does not depend on who runs it); a task
-    with a completion record is still skipped."""
+    """With several workers, tasks go out largest input first (a rank's output does not depend on the
+    process that runs it); a task with a completion record is still skipped."""
     from nabra.data.pipeline import _executor, file_weights
 
     files = []

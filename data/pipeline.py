@@ -26,18 +26,21 @@ statement and one edge file at a time.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import os
 import resource
 import shutil
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.executor.local import LocalPipelineExecutor
@@ -60,7 +63,9 @@ PART_STATEMENTS = pa.schema([
     ("text", pa.string()), ("text_sha1", pa.string()), ("source", pa.string()), ("gid", pa.int64()),
     ("agid", pa.int64()),
 ])
-PART_ARTICLES = ARTICLE_SCHEMA.append(pa.field("gid", pa.int64()))
+# body_sha1: the content hash's line of each article, computed by the (parallel) segment tasks
+PART_ARTICLES = ARTICLE_SCHEMA.append(pa.field("gid", pa.int64())).append(pa.field("body_sha1", pa.string()))
+PART_FORMAT = 2  # of WORK/parts; in the fingerprint, so that a resume never mixes parts of two formats
 ARTMETA_SCHEMA = pa.schema([("aid", pa.int64()), ("gid", pa.int64()), ("source", pa.string()),
                             ("segmented", pa.int32()), ("kept", pa.int32())])
 KEY_DT = np.dtype([("key", "<u8"), ("gid", "<i8")])
@@ -194,6 +199,7 @@ class PartWriter(PipelineStep):
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         from nabra.data.corpus import dedup_key
+        from nabra.io import sha1_text
 
         cfg = CorpusConfig.model_validate_json(self.cfg_json)
         cpu0 = time.process_time()
@@ -208,6 +214,7 @@ class PartWriter(PipelineStep):
         rej = open(part / "rejects.jsonl", "w", encoding="utf-8")
         sig_f = open(part / "sigs.u32", "wb")
         problems, keys, bands = [], [], []
+        rej_counts = Counter()  # the write stage adds these up instead of parsing every reject line
         arts, sts, meta = [], [], []
         n_art = n_st = 0
         sh = cfg.shingle_chars
@@ -252,14 +259,16 @@ class PartWriter(PipelineStep):
             rej.write(json.dumps({"_a": gid, "_rr": {"kind": "article", "reason": "repeated_record",
                                                      "article_id": art["article_id"], "input_file": art["input_file"],
                                                      "locator": art["locator"]}}, ensure_ascii=False) + "\n")
+            if not kept:
+                rjs = rjs + [{"kind": "article", "reason": "empty_article", "article_id": art["article_id"],
+                              "input_file": art["input_file"], "locator": art["locator"], "text": art["raw"][:500]}]
             for r in rjs:
                 rej.write(json.dumps(r, ensure_ascii=False) + "\n")
+                rej_counts["reason:" + r["reason"]] += 1
+                rej_counts["kind:" + r["kind"]] += 1
             if not kept:
-                rej.write(json.dumps({"kind": "article", "reason": "empty_article", "article_id": art["article_id"],
-                                      "input_file": art["input_file"], "locator": art["locator"],
-                                      "text": art["raw"][:500]}, ensure_ascii=False) + "\n")
                 continue
-            art["gid"] = gid
+            art["gid"], art["body_sha1"] = gid, sha1_text(art["body"])
             arts.append(art)
             for s in kept:
                 s["gid"], s["agid"] = base + n_st, gid
@@ -287,7 +296,8 @@ class PartWriter(PipelineStep):
                 bp = col[col["band"] % np.uint64(P) == p]
                 np.save(part / f"band_{bi:02d}_{p:04d}.npy", bp)
         (part / "meta.json").write_text(json.dumps({
-            "articles": n_art, "statements": n_st, "problems": problems, "peak_rss_mb": _peak_rss_mb(),
+            "articles": n_art, "statements": n_st, "problems": problems, "reject_counts": dict(rej_counts),
+            "peak_rss_mb": _peak_rss_mb(),
             "cpu_s": round(time.process_time() - cpu0, 2)}))
 
 
@@ -479,7 +489,7 @@ def file_weights(files: list[str], tasks: int) -> list[float]:
 
 def _fingerprint(files: list[Path], cfg: CorpusConfig, tasks: int, partitions: int) -> dict:
     return {"files": [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
-            "config": cfg.model_dump(), "tasks": tasks, "partitions": partitions}
+            "config": cfg.model_dump(), "tasks": tasks, "partitions": partitions, "part_format": PART_FORMAT}
 
 
 def prepare_work(work: Path, fingerprint: dict) -> bool:
@@ -507,6 +517,12 @@ def run_stages(files: list[Path], work: Path, cfg: CorpusConfig, tasks: int, wor
     cfg_json = cfg.model_dump_json()
     names = [str(f) for f in files]
     t0 = time.perf_counter()
+    if workers > 1 and tasks > 1:
+        # the write stage (this process) needs what the task processes import from the forkserver
+        # (pyarrow's to_numpy imports pandas; the edge union uses scipy): imported now, on the core
+        # that idles while the forkserver imports the task modules, not serially after the stages
+        threading.Thread(target=lambda: [importlib.import_module(m) for m in ("pandas", "scipy.sparse.csgraph")],
+                         daemon=True).start()
     _executor(executor, [ArticleReader(names), CleanSegment(cfg_json), PartWriter(str(work), cfg_json, partitions)],
               tasks, workers, work / "logs" / "segment", weights=file_weights(names, tasks)).run()
     _check_complete(work / "logs" / "segment", tasks, "segment")
@@ -618,7 +634,7 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
     """Streams the parts, in input order, into OUT (atomically) and returns the manifest."""
     from nabra.data.corpus import STATEMENT_SCHEMA, BuildError, empty_reasons
     from nabra.data.ingest import Problem
-    from nabra.io import atomic_dir, sha1_text, versions, write_json
+    from nabra.io import atomic_dir, versions, write_json
 
     parts = _parts(work, tasks)
     metas = [json.loads((p / "meta.json").read_text()) for p in parts]
@@ -637,7 +653,7 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
     counts, per_source = Counter(), {}
     kept_col, seg_col = am.column("kept").to_numpy(), am.column("segmented").to_numpy()
     for src, kept, seg, rep in zip(am.column("source").to_pylist(), kept_col, seg_col, rep_mask):
-        c = per_source.setdefault(src, Counter())
+        c = per_source.get(src) or per_source.setdefault(src, Counter())
         c["articles_read"] += 1
         counts["articles_read"] += 1
         if rep:
@@ -657,10 +673,19 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
     h = hashlib.sha1()
     n_lines = 0
 
-    def hash_line(line: str):
+    def hash_lines(lines: pa.ChunkedArray):
+        """Adds lines to the content hash: the sha1 of every line of the output, joined by newlines.
+        Joined by pyarrow a batch at a time: a Python loop over 239k statements took ~1 s of the
+        serial write stage."""
         nonlocal n_lines
-        h.update((("\n" if n_lines else "") + line).encode("utf-8"))
-        n_lines += 1
+        lines = lines.combine_chunks()
+        if not len(lines):
+            return
+        block = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines), "\n")[0]
+        if n_lines:
+            h.update(b"\n")
+        h.update(block.as_buffer())
+        n_lines += len(lines)
 
     with atomic_dir(out) as tmp:
         n_art = 0
@@ -668,9 +693,9 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
         for p in parts:
             for batch in pq.ParquetFile(p / "articles.parquet").iter_batches(batch_size=2048):
                 keep = _not_in(batch.column("gid").to_numpy(), repeated_art)
-                t = pa.Table.from_batches([batch]).filter(pa.array(keep)).drop_columns(["gid"])
-                for i, b in zip(t.column("article_id").to_pylist(), t.column("body").to_pylist()):
-                    hash_line(f"{i}\t{sha1_text(b)}")
+                t = pa.Table.from_batches([batch]).filter(pa.array(keep))
+                hash_lines(pc.binary_join_element_wise(t.column("article_id"), t.column("body_sha1"), "\t"))
+                t = t.drop_columns(["gid", "body_sha1"])
                 aw = aw or pq.ParquetWriter(tmp / "articles.parquet", ARTICLE_SCHEMA)
                 aw.write_table(t)
                 n_art += t.num_rows
@@ -697,18 +722,18 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
                 gid = cr.dense(t.column("gid").to_numpy())
                 root, size = roots[gid], sizes[gid]
                 is_dup = root != gid
-                sids = t.column("statement_id").to_pylist()
+                sids = t.column("statement_id").combine_chunks()
                 new = np.flatnonzero(~is_dup & (size > 1))
                 if len(new):
-                    root_sid[np.searchsorted(root_ids, gid[new])] = [sids[i].encode("ascii") for i in new.tolist()]
-                dup_cluster = list(sids)
-                dup = np.flatnonzero(is_dup)
-                for i, name in zip(dup.tolist(), root_sid[np.searchsorted(root_ids, root[dup])].tolist()):
-                    dup_cluster[i] = name.decode("ascii")
-                for sid, st, en, sha, dc in zip(sids, t.column("start").to_pylist(), t.column("end").to_pylist(),
-                                                t.column("text_sha1").to_pylist(), dup_cluster):
-                    hash_line(f"{sid}\t{st}\t{en}\t{sha}\t{dc}")
-                t = (t.drop_columns(["gid", "agid"]).append_column("dup_cluster", pa.array(dup_cluster, pa.string()))
+                    root_sid[np.searchsorted(root_ids, gid[new])] = sids.take(new).to_numpy(zero_copy_only=False)
+                dup_cluster = sids  # a duplicate is named after its cluster's root, which came before it
+                if is_dup.any():
+                    names = pa.array(root_sid[np.searchsorted(root_ids, root[is_dup])]).cast(pa.string())
+                    dup_cluster = pc.replace_with_mask(sids, pa.array(is_dup), names)
+                hash_lines(pc.binary_join_element_wise(
+                    sids, t.column("start").cast(pa.string()), t.column("end").cast(pa.string()),
+                    t.column("text_sha1"), dup_cluster, "\t"))
+                t = (t.drop_columns(["gid", "agid"]).append_column("dup_cluster", dup_cluster)
                      .append_column("is_duplicate", pa.array(is_dup)).append_column("cluster_size", pa.array(size, pa.int32())))
                 sw.write_table(t.cast(STATEMENT_SCHEMA))
                 n_st += t.num_rows
@@ -716,7 +741,21 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
         counts["articles_kept"] = n_art
         counts["statements_kept"] = n_st
         with open(tmp / "rejects.jsonl", "w", encoding="utf-8") as fh:
-            for p in parts:
+            for p, m in zip(parts, metas):
+                rank = int(p.name)
+                if not _in_range(repeated_art, rank << RANK_SHIFT, (rank + 1) << RANK_SHIFT):
+                    # no repeated record in this part: its lines go out as written (json.dumps of the
+                    # same dicts), less the article headers, with the counts its task made
+                    with open(p / "rejects.jsonl", encoding="utf-8") as rf:
+                        fh.writelines(line for line in rf if not line.startswith('{"_a": '))
+                    for k, v in m["reject_counts"].items():
+                        what, name = k.split(":", 1)
+                        if what == "reason":
+                            reasons[name] += v
+                        else:
+                            counts["statements_rejected"] += v * (name == "statement")
+                            counts["furniture_lines_dropped"] += v * (name == "furniture")
+                    continue
                 skip = False
                 with open(p / "rejects.jsonl", encoding="utf-8") as rf:
                     for line in rf:
@@ -765,6 +804,11 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
         manifest["pipeline"] = {"tasks": tasks, "dedup_partitions": partitions}
         write_json(tmp / "manifest.json", manifest)  # written last: its presence marks a finished build
     return {"manifest": manifest, "problems": problems}
+
+
+def _in_range(arr: np.ndarray, lo: int, hi: int) -> bool:
+    """Whether sorted `arr` holds a value in [lo, hi)."""
+    return bool(np.searchsorted(arr, hi) > np.searchsorted(arr, lo))
 
 
 def _in_sorted(arr: np.ndarray, v: int) -> bool:

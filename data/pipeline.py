@@ -434,19 +434,37 @@ class DedupEdges(PipelineStep):
 
 # ----------------------------------------------------------------------------- driver
 # What a task process imports before its first document (~2.3 s CPU together: datatrove's executor
-# pulls in huggingface_hub, pyarrow's from_pylist pulls in pandas). datatrove's local pool starts
-# its processes from a forkserver, and every stage starts a new pool, so each process of each
-# stage paid it again; imported once in the forkserver, the processes forked from it share them.
+# pulls in huggingface_hub, pyarrow's from_pylist pulls in pandas). Every stage starts a new pool, so
+# each process of each stage would pay it again: the pool's processes are forked from a process that
+# imported them once, this one where fork is safe, else the forkserver (datatrove's default).
 # scipy.sparse.csgraph: every dedup task reduces its edges to a spanning forest (~0.5 s CPU to import)
 TASK_MODULES = ["nabra.data.pipeline", "nabra.data.corpus", "datatrove.executor.local", "rensa", "pandas",
                 "scipy.sparse.csgraph"]
 
 
-def _preload_task_modules() -> None:
+def _fork_is_safe() -> bool:
+    """Whether the corpus pool may fork this process: on Linux, with no Python thread but fsspec's IO
+    loop (datatrove's first pool starts it; fsspec resets it in a forked child). The native threads of
+    the corpus stages' libraries are fork-safe (jemalloc's and OpenBLAS's atfork handlers); another
+    Python thread may hold a lock at the fork (a notebook's kernel runs several). Forking the CLI's
+    driver, which already imported most of TASK_MODULES (and needs pandas and scipy for the write
+    stage), saves the forkserver's start: ~1.8 s before the first task, on one core. (Not for `nabra
+    predict --workers`: its tasks run torch, whose OpenMP pool does not survive a fork.)"""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and t.name != "fsspecIO"]
+    return sys.platform == "linux" and not others
+
+
+def _pool_start_method(fork: bool = True) -> str:
+    """Makes TASK_MODULES ready for the pool's processes and says how to start them."""
+    if fork and _fork_is_safe():
+        for m in TASK_MODULES:
+            importlib.import_module(m)  # inherited by every process the pool forks
+        return "fork"
     import multiprocess  # datatrove's pools come from multiprocess (dill), not multiprocessing
 
     # takes effect when the forkserver starts (the first pool); "__main__" is the default entry
     multiprocess.get_context("forkserver").set_forkserver_preload(["__main__"] + TASK_MODULES)
+    return "forkserver"
 
 
 class HeaviestFirst(LocalPipelineExecutor):
@@ -465,20 +483,21 @@ class HeaviestFirst(LocalPipelineExecutor):
         return sorted(todo, key=lambda r: -self.weights[r]) if self.weights and self.workers > 1 else todo
 
 
-def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: Path, weights: list[float] | None = None):
+def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: Path, weights: list[float] | None = None,
+              fork: bool = False):
     """datatrove's executor for `kind`; both record completed tasks under logging_dir. `weights` (one per
-    task, e.g. its input bytes) lets the local pool hand out the heaviest tasks first."""
+    task, e.g. its input bytes) lets the local pool hand out the heaviest tasks first; `fork`: the local
+    pool may fork this process (see _fork_is_safe)."""
     if kind == "ray":
         from datatrove.executor.ray import RayPipelineExecutor
 
         # one CPU and a modest memory reservation per task: the tasks are sized to stay well under it
         return RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(logging_dir),
                                    cpus_per_task=1, mem_per_cpu_gb=1)
-    if workers > 1 and tasks > 1:
-        _preload_task_modules()
     # workers=1 runs the tasks in this process (no pool to start for a small input or stdin)
+    start = _pool_start_method(fork) if workers > 1 and tasks > 1 else "forkserver"
     return HeaviestFirst(pipeline, tasks=tasks, workers=max(1, min(workers, tasks)), logging_dir=str(logging_dir),
-                         weights=weights)
+                         weights=weights, start_method=start)
 
 
 def file_weights(files: list[str], tasks: int) -> list[float]:
@@ -517,19 +536,13 @@ def run_stages(files: list[Path], work: Path, cfg: CorpusConfig, tasks: int, wor
     cfg_json = cfg.model_dump_json()
     names = [str(f) for f in files]
     t0 = time.perf_counter()
-    if workers > 1 and tasks > 1:
-        # the write stage (this process) needs what the task processes import from the forkserver
-        # (pyarrow's to_numpy imports pandas; the edge union uses scipy): imported now, on the core
-        # that idles while the forkserver imports the task modules, not serially after the stages
-        threading.Thread(target=lambda: [importlib.import_module(m) for m in ("pandas", "scipy.sparse.csgraph")],
-                         daemon=True).start()
     _executor(executor, [ArticleReader(names), CleanSegment(cfg_json), PartWriter(str(work), cfg_json, partitions)],
-              tasks, workers, work / "logs" / "segment", weights=file_weights(names, tasks)).run()
+              tasks, workers, work / "logs" / "segment", weights=file_weights(names, tasks), fork=True).run()
     _check_complete(work / "logs" / "segment", tasks, "segment")
     t1 = time.perf_counter()
     n_dedup = partitions * (1 + BAND_TASKS)
     _executor(executor, [DedupEdges(str(work), cfg_json, partitions, tasks)], n_dedup, workers,
-              work / "logs" / "dedup").run()
+              work / "logs" / "dedup", fork=True).run()
     _check_complete(work / "logs" / "dedup", n_dedup, "dedup")
     # wall time of this run's stages (a resumed run times only what it redid)
     return {"segment_s": round(t1 - t0, 2), "dedup_s": round(time.perf_counter() - t1, 2)}

@@ -82,6 +82,31 @@ def test_same_hash_for_any_tasks_and_workers(dup_inputs, tmp_path, tasks, worker
     assert res.manifest["content_hash"] == ref_hash
 
 
+def test_pool_forks_a_driver_without_threads_and_uses_the_forkserver_beside_one(dup_inputs, tmp_path):
+    """The pool forks this process while it runs no other Python thread (fsspec's IO loop aside), and
+    starts from the forkserver when one runs (a lock held at the fork could hang the child): same corpus."""
+    import threading
+
+    from nabra.data import pipeline as pl
+
+    ref_hash, _ = reference_hash(dup_inputs)
+    alone = [threading.main_thread(), threading.Thread(name="fsspecIO")]
+    with pytest.MonkeyPatch.context() as mp:  # the CLI's driver: no thread of its own
+        mp.setattr(pl.threading, "enumerate", lambda: alone)
+        assert pl._pool_start_method() == "fork"
+        assert pl._pool_start_method(fork=False) == "forkserver"  # `nabra predict --workers`: torch tasks
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait, name="a caller's thread")
+    other.start()
+    try:
+        assert pl._pool_start_method() == "forkserver"
+        res = build([str(f) for f in dup_inputs], tmp_path / "out", CFG, progress=False, tasks=2, workers=2)
+    finally:
+        stop.set()
+        other.join()
+    assert res.manifest["content_hash"] == ref_hash
+
+
 def test_sample_same_hash_with_one_and_two_workers(sample_corpus, tmp_path):
     want = load_corpus(sample_corpus)[2]["content_hash"]
     assert cli("corpus", "build", "--input", SAMPLE / "articles.jsonl", "--out", tmp_path / "w2", "--workers", "2",

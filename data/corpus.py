@@ -238,8 +238,9 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
     run `workers` at a time (default: cfg.workers) by the local or the Ray executor. A build killed
     part-way and started again with the same arguments skips the tasks it completed (kept in `work`,
     default: a hidden folder beside `out`, removed when the build succeeds). With workers > 1 the
-    local pool's processes come from a forkserver that imports the caller's main module, so a script
-    that calls build() needs the usual `if __name__ == "__main__":` guard (else each worker reruns it)."""
+    local pool forks this process, or, where another Python thread runs, starts its processes from a
+    forkserver that imports the caller's main module: a script that calls build() needs the usual
+    `if __name__ == "__main__":` guard (else each worker may rerun it)."""
     from nabra.data import pipeline as pl
 
     t0 = time.perf_counter()

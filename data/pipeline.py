@@ -214,7 +214,8 @@ class PartWriter(PipelineStep):
         rej = open(part / "rejects.jsonl", "w", encoding="utf-8")
         sig_f = open(part / "sigs.u32", "wb")
         problems, keys, bands = [], [], []
-        rej_counts = Counter()  # the write stage adds these up instead of parsing every reject line
+        # the write stage adds these up instead of parsing every reject line
+        rej_reasons, rej_kinds = Counter(), Counter()
         arts, sts, meta = [], [], []
         n_art = n_st = 0
         sh = cfg.shingle_chars
@@ -264,8 +265,8 @@ class PartWriter(PipelineStep):
                               "input_file": art["input_file"], "locator": art["locator"], "text": art["raw"][:500]}]
             for r in rjs:
                 rej.write(json.dumps(r, ensure_ascii=False) + "\n")
-                rej_counts["reason:" + r["reason"]] += 1
-                rej_counts["kind:" + r["kind"]] += 1
+                rej_reasons[r["reason"]] += 1
+                rej_kinds[r["kind"]] += 1
             if not kept:
                 continue
             art["gid"], art["body_sha1"] = gid, sha1_text(art["body"])
@@ -296,8 +297,8 @@ class PartWriter(PipelineStep):
                 bp = col[col["band"] % np.uint64(P) == p]
                 np.save(part / f"band_{bi:02d}_{p:04d}.npy", bp)
         (part / "meta.json").write_text(json.dumps({
-            "articles": n_art, "statements": n_st, "problems": problems, "reject_counts": dict(rej_counts),
-            "peak_rss_mb": _peak_rss_mb(),
+            "articles": n_art, "statements": n_st, "problems": problems, "reject_reasons": rej_reasons,
+            "reject_kinds": rej_kinds, "peak_rss_mb": _peak_rss_mb(),
             "cpu_s": round(time.process_time() - cpu0, 2)}))
 
 
@@ -761,13 +762,9 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
                     # same dicts), less the article headers, with the counts its task made
                     with open(p / "rejects.jsonl", encoding="utf-8") as rf:
                         fh.writelines(line for line in rf if not line.startswith('{"_a": '))
-                    for k, v in m["reject_counts"].items():
-                        what, name = k.split(":", 1)
-                        if what == "reason":
-                            reasons[name] += v
-                        else:
-                            counts["statements_rejected"] += v * (name == "statement")
-                            counts["furniture_lines_dropped"] += v * (name == "furniture")
+                    reasons.update(m["reject_reasons"])
+                    counts["statements_rejected"] += m["reject_kinds"].get("statement", 0)
+                    counts["furniture_lines_dropped"] += m["reject_kinds"].get("furniture", 0)
                     continue
                 skip = False
                 with open(p / "rejects.jsonl", encoding="utf-8") as rf:

@@ -667,7 +667,7 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
     counts, per_source = Counter(), {}
     kept_col, seg_col = am.column("kept").to_numpy(), am.column("segmented").to_numpy()
     for src, kept, seg, rep in zip(am.column("source").to_pylist(), kept_col, seg_col, rep_mask):
-        c = per_source.get(src) or per_source.setdefault(src, Counter())
+        c = per_source.setdefault(src, Counter())
         c["articles_read"] += 1
         counts["articles_read"] += 1
         if rep:

@@ -234,7 +234,9 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
           log=_stderr, tasks: int | None = None, workers: int | None = None, executor: str = "local",
           work: str | Path | None = None) -> BuildResult:
     """Builds the corpus of `inputs` into `out` (see the module docstring for what it writes) with the
-    datatrove pipeline of nabra.data.pipeline: `tasks` blocks of input files (default: one per file),
+    datatrove pipeline of nabra.data.pipeline: `tasks` blocks of input units (default: one per file,
+    a JSON Lines file over pipeline.PIECE_BYTES cut into byte ranges; more tasks than units cut JSON
+    Lines files further, tasks beyond what can be cut are dropped),
     run `workers` at a time (default: cfg.workers) by the local or the Ray executor. A build killed
     part-way and started again with the same arguments skips the tasks it completed (kept in `work`,
     default: a hidden folder beside `out`, removed when the build succeeds). With workers > 1 the
@@ -256,16 +258,17 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
                          + (f" ({len(problems)} input problem(s): {problems[0]})" if problems else ""), problems)
     if any(str(f) == "-" for f in files):
         tasks, workers, executor = 1, 1, "local"  # stdin is read by this process only
-    tasks = max(1, tasks or len(files))
+    units = pl.plan_units([str(f) for f in files], tasks)
+    tasks = max(1, min(tasks or len(units), len(units)))
     total_bytes = sum(r["bytes"] for r in input_records)
     # a small input is built in this process unless workers are asked for: starting a pool costs more
     workers = max(1, workers or (cfg.workers if total_bytes >= pl.SMALL_INPUT_BYTES else 1))
     partitions = pl.partitions_for(total_bytes)
     work = Path(work) if work else out.parent / f".{out.name}.work"
-    resumed = pl.prepare_work(work, pl._fingerprint([f for f in files if str(f) != "-"], cfg, tasks, partitions))
+    resumed = pl.prepare_work(work, pl._fingerprint([f for f in files if str(f) != "-"], cfg, tasks, partitions, units))
     if resumed and log:
         log(f"resuming the build in {work}: completed tasks are skipped")
-    stage_times = pl.run_stages(files, work, cfg, tasks, workers, executor, partitions, quiet=not progress)
+    stage_times = pl.run_stages(units, work, cfg, tasks, workers, executor, partitions, quiet=not progress)
     try:
         res = pl.assemble(files, work, out, cfg, tasks, partitions, problems, input_records, t0, log, stage_times)
     except BuildError:

@@ -138,9 +138,9 @@ def _from_record(rec: dict, file: str, locator: str, fmt: str) -> Item:
     )
 
 
-def _read_json_text(text: str, file: str, fmt: str) -> Iterator[Item]:
+def _read_json_text(text: str, file: str, fmt: str, first_line: int = 1) -> Iterator[Item]:
     stripped = text.lstrip()
-    if stripped.startswith("["):  # one JSON array (SaudiNewsNet's layout)
+    if stripped.startswith("[") and first_line == 1:  # one JSON array (SaudiNewsNet's layout)
         try:
             records = json.loads(text)
         except json.JSONDecodeError as e:
@@ -149,7 +149,9 @@ def _read_json_text(text: str, file: str, fmt: str) -> Iterator[Item]:
         for i, rec in enumerate(records):
             yield _from_record(rec, file, f"#{i}", fmt)
         return
-    for lineno, line in enumerate(text.splitlines(), 1):
+    # JSON Lines end at "\n" only: str.splitlines() also breaks at U+2028, U+0085 and others, which a
+    # JSON string may hold unescaped (a record cut in two); a "\r" before the "\n" is JSON whitespace
+    for lineno, line in enumerate(text.split("\n"), first_line):
         if not line.strip():
             continue
         try:
@@ -161,6 +163,16 @@ def _read_json_text(text: str, file: str, fmt: str) -> Iterator[Item]:
         if isinstance(item, Problem):
             item.line = lineno
         yield item
+
+
+def is_json_lines(path: Path) -> bool:
+    """A .jsonl/.json/.ndjson file that is not one JSON array: records one per line, so that it can be
+    read in byte ranges cut at line starts (read_file's `span`)."""
+    if path.suffix.lower() not in JSONL_EXT:
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+    return not head.startswith(b"[")
 
 
 def _read_zip(path: Path) -> Iterator[Item]:
@@ -209,8 +221,11 @@ def _from_html(html: str, file: str) -> Item:
                       author=(meta.author or "") if meta else "", date=(meta.date or "") if meta else "")
 
 
-def read_file(path: Path) -> Iterator[Item]:
-    """Yields the articles of one input file, or Problems naming what is wrong with it."""
+def read_file(path: Path, span: tuple[int, int, int] | None = None) -> Iterator[Item]:
+    """Yields the articles of one input file, or Problems naming what is wrong with it. `span`
+    (start byte, end byte, number of the line at start) reads only that part of a JSON Lines file,
+    cut at line starts (nabra.data.pipeline.plan_units): records, locators and line numbers are
+    those of a whole-file read."""
     name = str(path)
     if name == "-":
         yield RawArticle(content=sys.stdin.read(), input_file="<stdin>", format="txt", source="stdin")
@@ -223,19 +238,25 @@ def read_file(path: Path) -> Iterator[Item]:
         yield Problem(name, f"unsupported file type '{suffix or '(none)'}' (use .zip, .jsonl, .json, .txt, .html)")
         return
     try:
-        data = path.read_bytes()
+        if span:
+            with open(path, "rb") as fh:
+                fh.seek(span[0])
+                data = fh.read(span[1] - span[0])
+        else:
+            data = path.read_bytes()
     except OSError as e:
         yield Problem(name, f"cannot read file ({e.strerror})")
         return
     if not data.strip():
-        yield Problem(name, "empty file")
+        if not span:  # a blank range of a larger file is no problem
+            yield Problem(name, "empty file")
         return
     text, err = decode(data, name)
     if err:
-        yield Problem(name, err)
+        yield Problem(name, err + (f" (bytes {span[0]}-{span[1]})" if span else ""))
         return
     if suffix in JSONL_EXT:
-        yield from _read_json_text(text, name, "jsonl")
+        yield from _read_json_text(text, name, "jsonl", span[2] if span else 1)
     elif suffix in HTML_EXT:
         yield _from_html(text, name)
     else:
@@ -257,4 +278,4 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-__all__ = ["RawArticle", "Problem", "read_inputs", "expand_inputs", "read_file", "decode", "file_sha256"]
+__all__ = ["RawArticle", "Problem", "read_inputs", "expand_inputs", "read_file", "is_json_lines", "decode", "file_sha256"]

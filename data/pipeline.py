@@ -3,7 +3,8 @@
 The stages (each a datatrove executor run; a task that completed is recorded under WORK/logs and
 skipped when the same build is started again after a kill):
 
-  segment  (--tasks tasks)  read a contiguous block of the sorted input files, clean, segment and
+  segment  (--tasks tasks)  read a contiguous block of the input units (plan_units: the sorted input
+           files, a JSON Lines file over PIECE_BYTES cut into byte ranges), clean, segment and
            filter each article (ArticleProcessor, the same code as `nabra predict`), and write the
            block's articles, statements and rejects to WORK/parts/RANK, with, per statement, its
            exact-duplicate key hash and its MinHash signature (rensa, as before), and the LSH band
@@ -51,7 +52,8 @@ from nabra.config import CorpusConfig
 NUM_BANDS = 16  # rensa RMinHashLSH(num_bands=16), as the in-memory builder used
 BAND_TASKS = 4  # band tasks per hash partition (each takes every 4th band): fewer, larger tasks
 PART_BYTES = 48 << 20  # input bytes per dedup hash partition: sets memory per dedup task
-RANK_SHIFT = 40  # global id = rank << 40 | sequence number within the rank (ranks take contiguous files)
+RANK_SHIFT = 40  # global id = rank << 40 | sequence number within the rank (ranks take contiguous units)
+PIECE_BYTES = 64 << 20  # a JSON Lines file larger than this is read by several tasks, a byte range each
 SMALL_INPUT_BYTES = 1 << 20  # below this, the default is one worker (this process)
 BATCH = 4096  # statements per write batch
 
@@ -128,10 +130,59 @@ def minhash_signatures(keys: list[str], shingle_chars: int, num_perm: int) -> np
     return np.asarray(rows, dtype=np.uint32).reshape(len(keys), num_perm)
 
 
-def shard(files: list, rank: int, world_size: int) -> tuple[int, int]:
-    """Contiguous block of the sorted file list for `rank`, so that rank order is input order."""
-    n = len(files)
+def shard(items: list, rank: int, world_size: int) -> tuple[int, int]:
+    """Contiguous block of the ordered `items` for `rank`, so that rank order is input order."""
+    n = len(items)
     return rank * n // world_size, (rank + 1) * n // world_size
+
+
+Unit = tuple[str, int, int, int]  # (file, start byte, end byte, line number at start); end -1: the whole file
+
+
+def plan_units(files: list[str], tasks: int | None = None) -> list[Unit]:
+    """The segment stage's units of input, in input order: whole files, except JSON Lines files over
+    PIECE_BYTES, which are cut at line starts into byte ranges (about PIECE_BYTES each), so that one
+    large file keeps every worker busy and a task holds one range in memory, not the file. `tasks`
+    above the number of units cuts JSON Lines files further (the largest pieces first) until there is
+    one unit per task or nothing left to cut (zips, JSON arrays, .txt and .html are read whole).
+    A unit's records, locators and line numbers are those of a whole-file read, so the corpus does
+    not depend on the cut (test_same_hash_for_any_tasks_and_workers)."""
+    from nabra.data.ingest import is_json_lines
+
+    sizes = [0 if f == "-" else os.path.getsize(f) for f in files]
+    cuttable = [f != "-" and s > 1 and is_json_lines(Path(f)) for f, s in zip(files, sizes)]
+    pieces = [max(1, math.ceil(s / PIECE_BYTES)) if c else 1 for s, c in zip(sizes, cuttable)]
+    for _ in range(max(0, (tasks or 0) - sum(pieces))):
+        i = max((i for i, c in enumerate(cuttable) if c), key=lambda i: sizes[i] / pieces[i], default=None)
+        if i is None:
+            break
+        pieces[i] += 1
+    units: list[Unit] = []
+    for f, size, n in zip(files, sizes, pieces):
+        units.extend(_line_spans(f, size, n) if n > 1 else [(f, 0, -1, 1)])
+    return units
+
+
+def _line_spans(file: str, size: int, n: int) -> list[Unit]:
+    """`file` cut into at most n byte ranges of about size/n bytes, each starting at a line start, with
+    the number of its first line (counted as ingest counts: lines end at "\\n"). Reads the file once."""
+    cuts = [0]
+    with open(file, "rb") as fh:
+        for k in range(1, n):
+            fh.seek(max(k * size // n - 1, cuts[-1]))
+            fh.readline()  # to the end of the line that holds the target byte
+            if cuts[-1] < fh.tell() < size:
+                cuts.append(fh.tell())
+        cuts.append(size)
+        lines, pos, line = [1], 0, 1
+        fh.seek(0)
+        for end in cuts[1:-1]:
+            while pos < end:
+                chunk = fh.read(min(16 << 20, end - pos))
+                line += chunk.count(b"\n")
+                pos += len(chunk)
+            lines.append(line)
+    return [(file, a, b, first) for a, b, first in zip(cuts, cuts[1:], lines)]
 
 
 def partitions_for(total_bytes: int) -> int:
@@ -140,22 +191,23 @@ def partitions_for(total_bytes: int) -> int:
 
 # ----------------------------------------------------------------------------- segment stage blocks
 class ArticleReader(PipelineStep):
-    """Reads this task's block of input files with nabra's ingest (zips, JSONL, txt, html); unreadable
-    input becomes a document carrying the Problem, so every task reports its own bad files."""
+    """Reads this task's block of input units (plan_units) with nabra's ingest (zips, JSONL, txt,
+    html); unreadable input becomes a document carrying the Problem, so every task reports its own bad
+    files."""
 
     type = "📖 - READER"
     name = "nabra ingest"
 
-    def __init__(self, files: list[str]):
+    def __init__(self, units: list[Unit]):
         super().__init__()
-        self.files = files
+        self.units = units
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         from nabra.data.ingest import Problem, read_file
 
-        a, b = shard(self.files, rank, world_size)
-        for f in self.files[a:b]:
-            for item in read_file(Path(f)):
+        a, b = shard(self.units, rank, world_size)
+        for f, start, end, line in self.units[a:b]:
+            for item in read_file(Path(f), None if end < 0 else (start, end, line)):
                 if isinstance(item, Problem):
                     self.stat_update("input_problems")
                     yield Document(text="", id="", metadata={"problem": item})
@@ -503,13 +555,19 @@ def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: 
 
 def file_weights(files: list[str], tasks: int) -> list[float]:
     """Input bytes of each task's block of files (stdin counts 0)."""
-    sizes = [0 if f == "-" else os.path.getsize(f) for f in files]
-    return [float(sum(sizes[slice(*shard(files, r, tasks))])) for r in range(tasks)]
+    return unit_weights([(f, 0, -1, 1) for f in files], tasks)
 
 
-def _fingerprint(files: list[Path], cfg: CorpusConfig, tasks: int, partitions: int) -> dict:
+def unit_weights(units: list[Unit], tasks: int) -> list[float]:
+    """Input bytes of each task's block of units (stdin counts 0)."""
+    sizes = [end - start if end >= 0 else 0 if f == "-" else os.path.getsize(f) for f, start, end, _ in units]
+    return [float(sum(sizes[slice(*shard(units, r, tasks))])) for r in range(tasks)]
+
+
+def _fingerprint(files: list[Path], cfg: CorpusConfig, tasks: int, partitions: int, units: list[Unit]) -> dict:
     return {"files": [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
-            "config": cfg.model_dump(), "tasks": tasks, "partitions": partitions, "part_format": PART_FORMAT}
+            "config": cfg.model_dump(), "tasks": tasks, "partitions": partitions, "part_format": PART_FORMAT,
+            "units": [list(u) for u in units]}
 
 
 def prepare_work(work: Path, fingerprint: dict) -> bool:
@@ -524,7 +582,7 @@ def prepare_work(work: Path, fingerprint: dict) -> bool:
     return False
 
 
-def run_stages(files: list[Path], work: Path, cfg: CorpusConfig, tasks: int, workers: int, executor: str,
+def run_stages(units: list[Unit], work: Path, cfg: CorpusConfig, tasks: int, workers: int, executor: str,
                partitions: int, quiet: bool = True) -> dict:
     """The segment and dedup stages (datatrove executors); each skips the tasks it completed before."""
     from loguru import logger
@@ -535,10 +593,9 @@ def run_stages(files: list[Path], work: Path, cfg: CorpusConfig, tasks: int, wor
     else:
         logger.enable("datatrove")
     cfg_json = cfg.model_dump_json()
-    names = [str(f) for f in files]
     t0 = time.perf_counter()
-    _executor(executor, [ArticleReader(names), CleanSegment(cfg_json), PartWriter(str(work), cfg_json, partitions)],
-              tasks, workers, work / "logs" / "segment", weights=file_weights(names, tasks), fork=True).run()
+    _executor(executor, [ArticleReader(units), CleanSegment(cfg_json), PartWriter(str(work), cfg_json, partitions)],
+              tasks, workers, work / "logs" / "segment", weights=unit_weights(units, tasks), fork=True).run()
     _check_complete(work / "logs" / "segment", tasks, "segment")
     t1 = time.perf_counter()
     n_dedup = partitions * (1 + BAND_TASKS)

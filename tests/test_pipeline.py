@@ -75,7 +75,7 @@ def test_same_corpus_as_the_in_memory_reference(dup_inputs, tmp_path):
     assert len(cluster) == 3 and cluster.text.map(dedup_key).nunique() == 1
 
 
-@pytest.mark.parametrize("tasks,workers", [(1, 1), (2, 2), (4, 2)])
+@pytest.mark.parametrize("tasks,workers", [(1, 1), (2, 2), (4, 2), (8, 2)])
 def test_same_hash_for_any_tasks_and_workers(dup_inputs, tmp_path, tasks, workers):
     ref_hash, _ = reference_hash(dup_inputs)
     res = build([str(f) for f in dup_inputs], tmp_path / "out", CFG, progress=False, tasks=tasks, workers=workers)
@@ -105,6 +105,66 @@ def test_pool_forks_a_driver_without_threads_and_uses_the_forkserver_beside_one(
         stop.set()
         other.join()
     assert res.manifest["content_hash"] == ref_hash
+
+
+def _big_jsonl(path):
+    """JSON Lines with what a cut must not disturb: a blank line, a line that is not JSON, a record that
+    is not an object, a "\\r\\n" ending and an unescaped U+2028 inside a string (JSON allows it;
+    str.splitlines() would cut the record there)."""
+    lines = [json.dumps({"text": f"{S1} رقم {i}. {S2} {i}.", "url": f"u{i}"}, ensure_ascii=False) for i in range(12)]
+    lines[3] = json.dumps({"text": f"{S3}\u2028{S2}.", "url": "sep"}, ensure_ascii=False)
+    lines[5], lines[7], lines[9] = "", "{not json", "[1, 2]"
+    lines[10] += "\r"
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def test_json_lines_cut_into_byte_ranges_read_as_the_whole_file(tmp_path, monkeypatch):
+    """A JSON Lines file is cut at line starts; its ranges, read one by one, give the records, locators
+    and problem line numbers of a whole-file read. Zips, JSON arrays and .txt are never cut."""
+    import nabra.data.pipeline as pl
+    from nabra.data.ingest import read_file
+
+    big = _big_jsonl(tmp_path / "big.jsonl")
+    arr = tmp_path / "arr.json"
+    arr.write_text(json.dumps([{"text": S1}, {"text": S2}], ensure_ascii=False), "utf-8")
+    txt = tmp_path / "one.txt"
+    txt.write_text(S1, "utf-8")
+    files = [str(arr), str(big), str(txt)]
+    assert pl.plan_units(files) == [(f, 0, -1, 1) for f in files]  # under PIECE_BYTES: whole files
+    units = pl.plan_units(files, tasks=6)
+    assert [u for u in units if u[0] != str(big)] == [(str(arr), 0, -1, 1), (str(txt), 0, -1, 1)]
+    spans = [u[1:] for u in units if u[0] == str(big)]
+    data = big.read_bytes()
+    assert len(spans) == 4 and spans[0][0] == 0 and spans[-1][1] == len(data)
+    for (a, b, line), nxt in zip(spans, spans[1:] + [(len(data), 0, 0)]):
+        assert b == nxt[0] and a < b and (a == 0 or data[a - 1:a] == b"\n")
+        assert line == data[:a].count(b"\n") + 1
+
+    def rows(items):
+        return [(i.content, i.locator, i.url) if isinstance(i, RawArticle) else (i.reason, i.line) for i in items]
+
+    whole = rows(read_file(big))
+    assert rows(x for a, b, line in spans for x in read_file(big, (a, b, line))) == whole
+    assert ("record line 10 is not a JSON object", 10) in whole and ("invalid JSON (Expecting property name enclosed "
+                                                                     "in double quotes)", 8) in whole
+    assert sum(1 for r in whole if r[2:] == ("sep",)) == 1  # the U+2028 record stayed one record
+    monkeypatch.setattr(pl, "PIECE_BYTES", len(data) // 3 + 1)
+    assert len([u for u in pl.plan_units(files) if u[0] == str(big)]) == 3  # cut by default over PIECE_BYTES
+
+
+def test_one_large_json_lines_file_same_corpus_in_any_number_of_tasks(tmp_path):
+    """Cut into ranges, one file gives the corpus, rejects and provenance of one task reading it whole."""
+    big = _big_jsonl(tmp_path / "big.jsonl")
+    one = build([str(big)], tmp_path / "one", CFG, progress=False, tasks=1, workers=1)
+    five = build([str(big)], tmp_path / "five", CFG, progress=False, tasks=5, workers=2)
+    assert five.manifest["pipeline"]["tasks"] == 5
+    assert five.manifest["content_hash"] == one.manifest["content_hash"]
+    assert five.manifest["counts"] == one.manifest["counts"] and one.manifest["counts"]["input_problems"] == 2
+    s1, a1, _ = load_corpus(tmp_path / "one")
+    s5, a5, _ = load_corpus(tmp_path / "five")
+    assert a5.equals(a1) and s5.equals(s1) and "line 12" in set(a1["locator"])
+    assert (tmp_path / "five/rejects.jsonl").read_bytes() == (tmp_path / "one/rejects.jsonl").read_bytes()
 
 
 def test_sample_same_hash_with_one_and_two_workers(sample_corpus, tmp_path):

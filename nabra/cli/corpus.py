@@ -17,8 +17,9 @@ def register(sub) -> None:
     b.add_argument("--strict", action="store_true", help="exit non-zero on any input problem")
     b.add_argument("--no-progress", action="store_true", help="no per-task progress log")
     b.add_argument("--tasks", type=int, default=None,
-                   help="blocks of input files processed independently (default: one per file); memory per "
-                        "worker follows the size of one block")
+                   help="blocks of input processed independently (default: one per file, and a JSON Lines "
+                        "file over 64 MB cut at line starts into ~64 MB ranges); more tasks than that cut JSON "
+                        "Lines files further; memory per worker follows the size of one block")
     b.add_argument("--workers", type=int, default=None, help="tasks run at a time (default: config workers)")
     b.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="datatrove executor: local processes, or a Ray cluster (pip install 'nabra[ray]')")

@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -536,6 +537,34 @@ class HeaviestFirst(LocalPipelineExecutor):
         return sorted(todo, key=lambda r: -self.weights[r]) if self.weights and self.workers > 1 else todo
 
 
+class WriteBehind:
+    """pq.ParquetWriter whose write_table runs in a thread, one table behind the caller. pyarrow
+    encodes and compresses without the GIL, so the serial write stage reads and filters the next
+    batch meanwhile (encoding was ~1.5 s of its ~5 s on all SaudiNewsNet). Calls keep their order,
+    so the file is the one a plain writer makes."""
+
+    def __init__(self, path: Path, schema: pa.Schema):
+        self._writer = pq.ParquetWriter(path, schema)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="nabra-parquet")
+        self._pending = None
+
+    def write_table(self, table: pa.Table) -> None:
+        self._wait()
+        self._pending = self._thread.submit(self._writer.write_table, table)
+
+    def _wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()  # raises the writer's error here, in the caller (once)
+
+    def close(self) -> None:
+        try:
+            self._wait()
+        finally:
+            self._thread.shutdown()
+            self._writer.close()
+
+
 def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: Path, weights: list[float] | None = None,
               fork: bool = False):
     """datatrove's executor for `kind`; both record completed tasks under logging_dir. `weights` (one per
@@ -767,7 +796,7 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
                 t = pa.Table.from_batches([batch]).filter(pa.array(keep))
                 hash_lines(pc.binary_join_element_wise(t.column("article_id"), t.column("body_sha1"), "\t"))
                 t = t.drop_columns(["gid", "body_sha1"])
-                aw = aw or pq.ParquetWriter(tmp / "articles.parquet", ARTICLE_SCHEMA)
+                aw = aw or WriteBehind(tmp / "articles.parquet", ARTICLE_SCHEMA)
                 aw.write_table(t)
                 n_art += t.num_rows
         if aw:
@@ -782,7 +811,7 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
         # "a" + 15 hex digits + "-" + the segment index: 20-24 bytes)
         root_ids = np.unique(roots[sizes > 1])
         root_sid = np.zeros(len(root_ids), "S32")
-        sw = pq.ParquetWriter(tmp / "statements.parquet", STATEMENT_SCHEMA)
+        sw = WriteBehind(tmp / "statements.parquet", STATEMENT_SCHEMA)
         n_st = 0
         for p in parts:
             for batch in pq.ParquetFile(p / "statements.parquet").iter_batches(batch_size=BATCH):

@@ -328,3 +328,25 @@ def test_cluster_roots_folded_file_by_file_match_components_of_all_edges():
     assert roots.tolist() == [first[lab] for lab in labels]
     assert size.tolist() == np.bincount(labels)[labels].tolist()
     assert cr.unions == n - labels.max() - 1
+
+
+def test_write_behind_writes_the_file_a_plain_writer_writes_and_raises_its_errors(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nabra.data.pipeline import WriteBehind
+
+    schema = pa.schema([("t", pa.string()), ("n", pa.int32())])
+    tables = [pa.table({"t": [S1[:i], S2], "n": [i, -i]}, schema=schema) for i in range(5)]
+    plain, behind = pq.ParquetWriter(tmp_path / "a.parquet", schema), WriteBehind(tmp_path / "b.parquet", schema)
+    for t in tables:
+        plain.write_table(t)
+        behind.write_table(t)
+    plain.close()
+    behind.close()
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    w = WriteBehind(tmp_path / "c.parquet", schema)
+    w.write_table(pa.table({"x": [1.5]}))  # not the schema: the error comes out at the next call
+    with pytest.raises(ValueError, match="schema"):
+        w.write_table(tables[0])
+    w.close()

@@ -265,6 +265,25 @@ def test_predict_with_workers_keeps_the_order_of_one_process(sample_run, tmp_pat
     assert one == two and len(one.splitlines()) > 10
 
 
+def test_predict_with_workers_cuts_a_large_json_lines_file_and_names_repeats_across_tasks(sample_run, tmp_path,
+                                                                                         monkeypatch, capsys):
+    import nabra.data.pipeline as pl
+
+    lines = (SAMPLE / "articles.jsonl").read_text("utf-8").splitlines()[:6]
+    big = tmp_path / "big.jsonl"
+    big.write_text("\n".join(lines + [lines[0]]) + "\n", "utf-8")  # the first record again, in the last range
+    monkeypatch.setattr(pl, "PIECE_BYTES", big.stat().st_size // 3 + 1)
+    assert len(pl.plan_units([str(big)])) == 3
+    assert cli("predict", sample_run, big, "--format", "jsonl", "--out", tmp_path / "one.jsonl") == 0
+    err_one = capsys.readouterr().err
+    assert cli("predict", sample_run, big, "--format", "jsonl", "--out", tmp_path / "two.jsonl", "--workers", "2") == 0
+    err_two = capsys.readouterr().err
+    assert f"{big} line 7: the same article as {big} line 1; labelled once" in err_one
+    assert f"{big} line 7: the same article as {big} line 1; labelled once" in err_two
+    one, two = (tmp_path / "one.jsonl").read_text("utf-8"), (tmp_path / "two.jsonl").read_text("utf-8")
+    assert one == two and len(one.splitlines()) > 10
+
+
 def test_normalize_line_fast_path_gives_the_per_character_result():
     import random
 

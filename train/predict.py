@@ -188,8 +188,16 @@ class StanceClassifier:
 def predict_inputs(clf: StanceClassifier, inputs: list[str], chunk: int = 64):
     """Streams (article, rows, problem) over any mix of inputs; memory stays flat (articles are read,
     segmented and labelled a chunk at a time). A bad input yields a problem and the rest go on."""
+    from nabra.data.ingest import read_inputs
+
+    yield from predict_items(clf, read_inputs(inputs), chunk)
+
+
+def predict_items(clf: StanceClassifier, items, chunk: int = 64):
+    """predict_inputs over ingest's items (RawArticle or Problem). An article's record carries
+    `where` (file and locator), so that a caller merging several streams can name a repeat."""
     from nabra.data.corpus import why_empty
-    from nabra.data.ingest import Problem, read_inputs
+    from nabra.data.ingest import Problem
 
     pending: list[tuple[dict, list[dict]]] = []
 
@@ -206,7 +214,7 @@ def predict_inputs(clf: StanceClassifier, inputs: list[str], chunk: int = 64):
 
     bar = tqdm(desc="articles", unit=" art", disable=not sys.stderr.isatty(), mininterval=1.0, file=sys.stderr)
     seen: dict[str, str] = {}
-    for item in read_inputs(inputs):
+    for item in items:
         if isinstance(item, Problem):
             yield None, [], str(item)
             continue
@@ -216,7 +224,7 @@ def predict_inputs(clf: StanceClassifier, inputs: list[str], chunk: int = 64):
         if art["article_id"] in seen:  # the same record twice (e.g. two identical zip members): labelled once
             yield None, [], f"{where}: the same article as {seen[art['article_id']]}; labelled once"
             continue
-        seen[art["article_id"]] = where
+        seen[art["article_id"]] = art["where"] = where
         if not sts:
             yield None, [], f"{where}: no Arabic statement found ({why_empty(rejects, clf.processor.cfg)})"
             continue

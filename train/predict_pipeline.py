@@ -1,9 +1,11 @@
 """`nabra predict --workers N`: label many input files with datatrove's executors (local processes or
 Ray), and give the rows back in input order.
 
-Each task takes a contiguous block of the sorted input files, loads the model once and writes its
-(article, rows, problem) records as JSONL under a work folder; the caller reads the tasks' files in
-rank order, so the output is the same, row for row, as one process would give.
+Each task takes a contiguous block of the input units (the sorted input files, a JSON Lines file over
+64 MB cut into byte ranges: nabra.data.pipeline.plan_units, as `nabra corpus build`), loads the model
+once and writes its (article, rows, problem) records as JSONL under a work folder; the caller reads the
+tasks' files in rank order and names an article seen in an earlier task as a repeat, so the output is
+the same, row for row, as one process would give.
 """
 from __future__ import annotations
 
@@ -20,22 +22,25 @@ class PredictFiles(PipelineStep):
     type = "🔮 - INFERENCE"
     name = "nabra predict"
 
-    def __init__(self, files: list[str], work: str, model: str, backend: str, model_kw: dict):
+    def __init__(self, units: list, work: str, model: str, backend: str, model_kw: dict):
         super().__init__()
-        self.files, self.work, self.model, self.backend, self.model_kw = files, work, model, backend, model_kw
+        self.units, self.work, self.model, self.backend, self.model_kw = units, work, model, backend, model_kw
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from nabra.data.ingest import read_file
         from nabra.data.pipeline import shard
-        from nabra.train.predict import StanceClassifier, predict_inputs
+        from nabra.train.predict import StanceClassifier, predict_items
 
-        a, b = shard(self.files, rank, world_size)
+        a, b = shard(self.units, rank, world_size)
+        items = (item for f, start, end, line in self.units[a:b]
+                 for item in read_file(Path(f), None if end < 0 else (start, end, line)))
         out = Path(self.work) / f"{rank:05d}.jsonl"
         tmp = out.with_suffix(".tmp")
         # one thread per task: the workers share the cores instead of fighting over them
         clf = StanceClassifier.from_pretrained(self.model, backend=self.backend, threads=1, **self.model_kw)
         with open(tmp, "w", encoding="utf-8") as fh:
-            for art, rows, problem in predict_inputs(clf, self.files[a:b]):
-                art = {"input_file": art["input_file"], "article_id": art["article_id"]} if art else None
+            for art, rows, problem in predict_items(clf, items):
+                art = {k: art[k] for k in ("input_file", "article_id", "where")} if art else None
                 fh.write(json.dumps([art, rows, problem], ensure_ascii=False) + "\n")
                 self.stat_update("problems" if problem else "articles")
         tmp.replace(out)
@@ -49,20 +54,21 @@ def predict_parallel(model: str, inputs: list[str], workers: int, backend: str =
     from loguru import logger
 
     from nabra.data.ingest import expand_inputs
-    from nabra.data.pipeline import _executor, file_weights
+    from nabra.data.pipeline import _executor, plan_units, unit_weights
 
     files, problems = expand_inputs(inputs)
     for p in problems:
         yield None, [], str(p)
-    names = [str(f) for f in files]
-    if not names:
+    if not files:
         return
-    tasks = max(1, min(tasks or len(names), len(names)))
+    units = plan_units([str(f) for f in files], tasks)
+    tasks = max(1, min(tasks or len(units), len(units)))
     work = Path(tempfile.mkdtemp(prefix="nabra-predict-"))
     try:
         logger.disable("datatrove")  # the summary line and warnings are printed by `nabra predict`
-        _executor(executor, [PredictFiles(names, str(work), model, backend, model_kw)], tasks, workers,
-                  work / "logs", weights=file_weights(names, tasks)).run()
+        _executor(executor, [PredictFiles(units, str(work), model, backend, model_kw)], tasks, workers,
+                  work / "logs", weights=unit_weights(units, tasks)).run()
+        seen: dict[str, str] = {}  # each task names the repeats it saw; these are the ones across tasks
         for r in range(tasks):
             path = work / f"{r:05d}.jsonl"
             if not path.exists():
@@ -70,6 +76,11 @@ def predict_parallel(model: str, inputs: list[str], workers: int, backend: str =
             with open(path, encoding="utf-8") as fh:
                 for line in fh:
                     art, rows, problem = json.loads(line)
+                    if art and art["article_id"] in seen:
+                        yield None, [], f"{art['where']}: the same article as {seen[art['article_id']]}; labelled once"
+                        continue
+                    if art:
+                        seen[art["article_id"]] = art["where"]
                     yield art, rows, problem
     finally:
         shutil.rmtree(work, ignore_errors=True)

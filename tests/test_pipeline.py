@@ -276,7 +276,9 @@ def test_predict_with_workers_cuts_a_large_json_lines_file_and_names_repeats_acr
     assert len(pl.plan_units([str(big)])) == 3
     assert cli("predict", sample_run, big, "--format", "jsonl", "--out", tmp_path / "one.jsonl") == 0
     err_one = capsys.readouterr().err
-    assert cli("predict", sample_run, big, "--format", "jsonl", "--out", tmp_path / "two.jsonl", "--workers", "2") == 0
+    assert len(pl.plan_units([str(big)], tasks=4)) == 4
+    assert cli("predict", sample_run, big, "--format", "jsonl", "--out", tmp_path / "two.jsonl", "--workers", "2",
+               "--tasks", "4") == 0
     err_two = capsys.readouterr().err
     assert f"{big} line 7: the same article as {big} line 1; labelled once" in err_one
     assert f"{big} line 7: the same article as {big} line 1; labelled once" in err_two

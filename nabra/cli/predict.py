@@ -24,6 +24,9 @@ def register(sub) -> None:
     p.add_argument("--workers", type=positive_int, default=1,
                    help="processes labelling input files in parallel (datatrove executor); output order is kept")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="with --workers: local or Ray")
+    p.add_argument("--tasks", type=positive_int, default=None,
+                   help="with --workers: blocks of input (default: one per file, and a JSON Lines file over 64 MB "
+                        "cut at line starts into ~64 MB ranges); more tasks than that cut JSON Lines files further")
     p.set_defaults(func=run)
 
 
@@ -92,7 +95,7 @@ def write_rows(clf, args, fh) -> tuple[int, int, list[str]]:
             _connect_ray(None)
         kw = {"batch_size": args.batch_size, **({"onnx_file": args.onnx_file} if args.onnx_file else {})}
         records = predict_parallel(args.model, args.inputs, args.workers, backend=args.backend,
-                                   executor=args.executor, **kw)
+                                   executor=args.executor, tasks=args.tasks, **kw)
     else:
         records = predict_inputs(clf, args.inputs)
     for art, rows, problem in records:

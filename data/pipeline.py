@@ -582,11 +582,6 @@ def _executor(kind: str, pipeline: list, tasks: int, workers: int, logging_dir: 
                          weights=weights, start_method=start)
 
 
-def file_weights(files: list[str], tasks: int) -> list[float]:
-    """Input bytes of each task's block of files (stdin counts 0)."""
-    return unit_weights([(f, 0, -1, 1) for f in files], tasks)
-
-
 def unit_weights(units: list[Unit], tasks: int) -> list[float]:
     """Input bytes of each task's block of units (stdin counts 0)."""
     sizes = [end - start if end >= 0 else 0 if f == "-" else os.path.getsize(f) for f, start, end, _ in units]

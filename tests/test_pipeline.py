@@ -177,20 +177,22 @@ def test_sample_same_hash_with_one_and_two_workers(sample_corpus, tmp_path):
 def test_local_pool_takes_the_heaviest_incomplete_tasks_first(tmp_path):
     """With several workers, tasks go out largest input first (a rank's output does not depend on the
     process that runs it); a task with a completion record is still skipped."""
-    from nabra.data.pipeline import _executor, file_weights
+    from nabra.data.pipeline import _executor, plan_units, unit_weights
 
     files = []
     for i, size in enumerate((10, 300, 20, 200)):
         files.append(str(tmp_path / f"{i}.txt"))
         (tmp_path / f"{i}.txt").write_text("x" * size)
-    assert file_weights(files, 2) == [310.0, 220.0]
-    ex = _executor("local", [], 4, 2, tmp_path / "logs", weights=file_weights(files, 4))
+    units = plan_units(files)
+    assert unit_weights(units, 2) == [310.0, 220.0]
+    assert unit_weights([(files[1], 100, 250, 3)], 1) == [150.0]  # a byte range weighs its bytes
+    ex = _executor("local", [], 4, 2, tmp_path / "logs", weights=unit_weights(units, 4))
     assert ex.get_incomplete_ranks(range(4)) == [1, 3, 2, 0]
     (tmp_path / "logs" / "completions").mkdir(parents=True)
     (tmp_path / "logs" / "completions" / "00003").write_text("")
     assert ex.get_incomplete_ranks(range(4)) == [1, 2, 0]
     assert _executor("local", [], 4, 2, tmp_path / "logs2").get_incomplete_ranks(range(4)) == [0, 1, 2, 3]
-    one = _executor("local", [], 4, 1, tmp_path / "logs3", weights=file_weights(files, 4))
+    one = _executor("local", [], 4, 1, tmp_path / "logs3", weights=unit_weights(units, 4))
     assert one.get_incomplete_ranks(range(4)) == [0, 1, 2, 3]  # one worker: input order
 
 

@@ -164,6 +164,14 @@ def plan_units(files: list[str], tasks: int | None = None) -> list[Unit]:
     return units
 
 
+def read_units(units: list[Unit]):
+    """ingest's items (RawArticle or Problem) of `units`, in order."""
+    from nabra.data.ingest import read_file
+
+    for f, start, end, line in units:
+        yield from read_file(Path(f), None if end < 0 else (start, end, line))
+
+
 def _line_spans(file: str, size: int, n: int) -> list[Unit]:
     """`file` cut into at most n byte ranges of about size/n bytes, each starting at a line start, with
     the number of its first line (counted as ingest counts: lines end at "\\n"). Reads the file once."""
@@ -204,17 +212,16 @@ class ArticleReader(PipelineStep):
         self.units = units
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        from nabra.data.ingest import Problem, read_file
+        from nabra.data.ingest import Problem
 
         a, b = shard(self.units, rank, world_size)
-        for f, start, end, line in self.units[a:b]:
-            for item in read_file(Path(f), None if end < 0 else (start, end, line)):
-                if isinstance(item, Problem):
-                    self.stat_update("input_problems")
-                    yield Document(text="", id="", metadata={"problem": item})
-                else:
-                    self.stat_update("articles")
-                    yield Document(text=item.content, id=item.article_id, metadata={"raw": item})
+        for item in read_units(self.units[a:b]):
+            if isinstance(item, Problem):
+                self.stat_update("input_problems")
+                yield Document(text="", id="", metadata={"problem": item})
+            else:
+                self.stat_update("articles")
+                yield Document(text=item.content, id=item.article_id, metadata={"raw": item})
 
 
 class CleanSegment(PipelineStep):

@@ -27,19 +27,16 @@ class PredictFiles(PipelineStep):
         self.units, self.work, self.model, self.backend, self.model_kw = units, work, model, backend, model_kw
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
-        from nabra.data.ingest import read_file
-        from nabra.data.pipeline import shard
+        from nabra.data.pipeline import read_units, shard
         from nabra.train.predict import StanceClassifier, predict_items
 
         a, b = shard(self.units, rank, world_size)
-        items = (item for f, start, end, line in self.units[a:b]
-                 for item in read_file(Path(f), None if end < 0 else (start, end, line)))
         out = Path(self.work) / f"{rank:05d}.jsonl"
         tmp = out.with_suffix(".tmp")
         # one thread per task: the workers share the cores instead of fighting over them
         clf = StanceClassifier.from_pretrained(self.model, backend=self.backend, threads=1, **self.model_kw)
         with open(tmp, "w", encoding="utf-8") as fh:
-            for art, rows, problem in predict_items(clf, items):
+            for art, rows, problem in predict_items(clf, read_units(self.units[a:b])):
                 art = {k: art[k] for k in ("input_file", "article_id", "where")} if art else None
                 fh.write(json.dumps([art, rows, problem], ensure_ascii=False) + "\n")
                 self.stat_update("problems" if problem else "articles")

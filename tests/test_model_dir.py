@@ -148,3 +148,31 @@ def test_a_pickle_in_a_baselines_folder_is_never_loaded(sample_dataset, sample_r
                "--bootstrap", "20", "--out", tmp_path / "r") == 2
     assert "a pickle from an older nabra, which is never loaded" in capsys.readouterr().err
     assert not _Boom.target.exists()
+
+
+def test_a_model_from_a_pretrained_encoder_loads_without_a_missing_pooler_report(tmp_path, capfd):
+    """A pretrained encoder is loaded without its (unused) pooler; loading the trained model again must
+    not report the pooler as missing, as if the model were incomplete."""
+    import torch
+    from transformers import BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
+
+    from nabra.train.model import NabraModel
+
+    enc = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=32, max_position_embeddings=32))
+    enc.save_pretrained(tmp_path / "enc")
+    model = NabraModel.from_encoder(str(tmp_path / "enc"), {"stance": ["a", "b"]}, pooling="mean")
+    assert not any("pooler" in k for k in model.state_dict())
+    model.save_pretrained(tmp_path / "model")
+    capfd.readouterr()
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_warning()  # as a notebook user has it (the tests and the CLI set "error")
+    try:
+        again = NabraModel.from_pretrained(tmp_path / "model")
+    finally:
+        hf_logging.set_verbosity(before)
+    err = "".join(capfd.readouterr())
+    assert "MISSING" not in err and "pooler" not in err
+    ids = torch.tensor([[2, 7, 9, 3]])
+    torch.testing.assert_close(again(input_ids=ids).logits[0], model.eval()(input_ids=ids).logits[0])

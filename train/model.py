@@ -58,6 +58,12 @@ class NabraModel(PreTrainedModel):
     # The loss is a weighted sum of per-task means: the Trainer must scale it for gradient
     # accumulation itself (transformers issue 37766; see shared/notes/stack.md).
     accepts_loss_kwargs = False
+    # The heads read the token states, never the encoder's pooler. A pretrained encoder is loaded without
+    # it (from_encoder), so its checkpoint has none, while from_pretrained rebuilds the encoder from its
+    # config with one: without this, every load of such a model warned that the pooler was MISSING, as
+    # if the model were incomplete. (Not built without the pooler: that would change the random init of
+    # the models built from a config, and the numbers recorded for them.)
+    _keys_to_ignore_on_load_missing = [r"^encoder\.pooler\."]
 
     def __init__(self, config: NabraConfig, encoder: PreTrainedModel | None = None):
         super().__init__(config)

@@ -258,8 +258,7 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
                          + (f" ({len(problems)} input problem(s): {problems[0]})" if problems else ""), problems)
     if any(str(f) == "-" for f in files):
         tasks, workers, executor = 1, 1, "local"  # stdin is read by this process only
-    units = pl.plan_units([str(f) for f in files], tasks)
-    tasks = max(1, min(tasks or len(units), len(units)))
+    units, tasks = pl.plan_tasks([str(f) for f in files], tasks)
     total_bytes = sum(r["bytes"] for r in input_records)
     # a small input is built in this process unless workers are asked for: starting a pool costs more
     workers = max(1, workers or (cfg.workers if total_bytes >= pl.SMALL_INPUT_BYTES else 1))

@@ -164,6 +164,13 @@ def plan_units(files: list[str], tasks: int | None = None) -> list[Unit]:
     return units
 
 
+def plan_tasks(files: list[str], tasks: int | None = None) -> tuple[list[Unit], int]:
+    """plan_units, and how many tasks take them: `tasks` (default one per unit), never more than units
+    (a task with nothing to read would only cost a start)."""
+    units = plan_units(files, tasks)
+    return units, max(1, min(tasks or len(units), len(units)))
+
+
 def read_units(units: list[Unit]):
     """ingest's items (RawArticle or Problem) of `units`, in order."""
     from nabra.data.ingest import read_file

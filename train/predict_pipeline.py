@@ -51,15 +51,14 @@ def predict_parallel(model: str, inputs: list[str], workers: int, backend: str =
     from loguru import logger
 
     from nabra.data.ingest import expand_inputs
-    from nabra.data.pipeline import _executor, plan_units, unit_weights
+    from nabra.data.pipeline import _executor, plan_tasks, unit_weights
 
     files, problems = expand_inputs(inputs)
     for p in problems:
         yield None, [], str(p)
     if not files:
         return
-    units = plan_units([str(f) for f in files], tasks)
-    tasks = max(1, min(tasks or len(units), len(units)))
+    units, tasks = plan_tasks([str(f) for f in files], tasks)
     work = Path(tempfile.mkdtemp(prefix="nabra-predict-"))
     try:
         logger.disable("datatrove")  # the summary line and warnings are printed by `nabra predict`

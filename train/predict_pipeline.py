@@ -10,6 +10,7 @@ the same, row for row, as one process would give.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -62,6 +63,9 @@ def predict_parallel(model: str, inputs: list[str], workers: int, backend: str =
     work = Path(tempfile.mkdtemp(prefix="nabra-predict-"))
     try:
         logger.disable("datatrove")  # the summary line and warnings are printed by `nabra predict`
+        # and in the task processes: they import nabra.data.pipeline, which reads this (set before the
+        # pool's forkserver starts; as `nabra corpus build --no-progress` does)
+        os.environ["NABRA_TASK_LOGS"] = "0"
         _executor(executor, [PredictFiles(units, str(work), model, backend, model_kw)], tasks, workers,
                   work / "logs", weights=unit_weights(units, tasks)).run()
         seen: dict[str, str] = {}  # each task names the repeats it saw; these are the ones across tasks

@@ -272,8 +272,11 @@ def test_predict_with_workers_cuts_a_large_json_lines_file_and_names_repeats_acr
     import nabra.data.pipeline as pl
 
     lines = (SAMPLE / "articles.jsonl").read_text("utf-8").splitlines()[:6]
+    english = json.dumps({"url": "u-en", "text": "An article in English only. It has two sentences."})
+    lines.insert(1, english)
     big = tmp_path / "big.jsonl"
-    big.write_text("\n".join(lines + [lines[0]]) + "\n", "utf-8")  # the first record again, in the last range
+    # the first record and the one with no Arabic statement again, in the last range
+    big.write_text("\n".join(lines + [lines[0], english]) + "\n", "utf-8")
     monkeypatch.setattr(pl, "PIECE_BYTES", big.stat().st_size // 3 + 1)
     assert len(pl.plan_units([str(big)])) == 3
     assert cli("predict", sample_run, big, "--format", "jsonl", "--out", tmp_path / "one.jsonl") == 0
@@ -282,8 +285,10 @@ def test_predict_with_workers_cuts_a_large_json_lines_file_and_names_repeats_acr
     assert cli("predict", sample_run, big, "--format", "jsonl", "--out", tmp_path / "two.jsonl", "--workers", "2",
                "--tasks", "4") == 0
     err_two = capsys.readouterr().err
-    assert f"{big} line 7: the same article as {big} line 1; labelled once" in err_one
-    assert f"{big} line 7: the same article as {big} line 1; labelled once" in err_two
+    for err in (err_one, err_two):  # one process and four tasks name the same repeats
+        assert f"{big} line 8: the same article as {big} line 1; labelled once" in err
+        assert f"{big} line 9: the same article as {big} line 2; labelled once" in err
+        assert err.count("no Arabic statement found") == 1
     one, two = (tmp_path / "one.jsonl").read_text("utf-8"), (tmp_path / "two.jsonl").read_text("utf-8")
     assert one == two and len(one.splitlines()) > 10
 

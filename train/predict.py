@@ -195,7 +195,8 @@ def predict_inputs(clf: StanceClassifier, inputs: list[str], chunk: int = 64):
 
 def predict_items(clf: StanceClassifier, items, chunk: int = 64):
     """predict_inputs over ingest's items (RawArticle or Problem). An article's record carries
-    `where` (file and locator), so that a caller merging several streams can name a repeat."""
+    `where` (file and locator), so that a caller merging several streams can name a repeat; with a
+    problem, the record is None (unreadable input, a repeat) or the article with no statement."""
     from nabra.data.corpus import why_empty
     from nabra.data.ingest import Problem
 
@@ -225,8 +226,8 @@ def predict_items(clf: StanceClassifier, items, chunk: int = 64):
             yield None, [], f"{where}: the same article as {seen[art['article_id']]}; labelled once"
             continue
         seen[art["article_id"]] = art["where"] = where
-        if not sts:
-            yield None, [], f"{where}: no Arabic statement found ({why_empty(rejects, clf.processor.cfg)})"
+        if not sts:  # the article comes with its problem, so that a caller merging streams can name a repeat
+            yield art, [], f"{where}: no Arabic statement found ({why_empty(rejects, clf.processor.cfg)})"
             continue
         pending.append((art, sts))
         if sum(len(s) for _, s in pending) >= chunk * clf.batch_size // 8:

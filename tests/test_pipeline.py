@@ -378,3 +378,12 @@ def test_write_behind_writes_the_file_a_plain_writer_writes_and_raises_its_error
     with pytest.raises(ValueError, match="schema"):
         w.write_table(tables[0])
     w.close()
+    # as a context manager: an error in the caller's loop stops the thread and is the one raised
+    import threading
+
+    with pytest.raises(KeyError, match="the caller's"):
+        with WriteBehind(tmp_path / "d.parquet", schema) as w:
+            w.write_table(tables[1])
+            w.write_table(pa.table({"x": [1.5]}))  # a pending error of its own, hidden by the caller's
+            raise KeyError("the caller's")
+    assert not any(t.name.startswith("nabra-parquet") for t in threading.enumerate())

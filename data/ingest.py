@@ -138,9 +138,14 @@ def _from_record(rec: dict, file: str, locator: str, fmt: str) -> Item:
     )
 
 
+def _starts_json_array(head: str) -> bool:
+    """Whether JSON text starts with "[" (one array, SaudiNewsNet's layout) rather than a record a line:
+    the one test for the reader and for is_json_lines, so that both read a file the same way."""
+    return head.lstrip("\ufeff \t\r\n").startswith("[")
+
+
 def _read_json_text(text: str, file: str, fmt: str, first_line: int = 1) -> Iterator[Item]:
-    stripped = text.lstrip()
-    if stripped.startswith("[") and first_line == 1:  # one JSON array (SaudiNewsNet's layout)
+    if first_line == 1 and _starts_json_array(text):  # a range after the first is never an array's start
         try:
             records = json.loads(text)
         except json.JSONDecodeError as e:
@@ -171,8 +176,11 @@ def is_json_lines(path: Path) -> bool:
     if path.suffix.lower() not in JSONL_EXT:
         return False
     with open(path, "rb") as fh:
-        head = fh.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
-    return not head.startswith(b"[")
+        while chunk := fh.read(1 << 16):  # to the first character that is not JSON whitespace
+            head = chunk.decode("utf-8", "replace")
+            if head.lstrip("\ufeff \t\r\n"):
+                return not _starts_json_array(head)
+    return True
 
 
 def _read_zip(path: Path) -> Iterator[Item]:

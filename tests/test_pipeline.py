@@ -127,13 +127,16 @@ def test_json_lines_cut_into_byte_ranges_read_as_the_whole_file(tmp_path, monkey
 
     big = _big_jsonl(tmp_path / "big.jsonl")
     arr = tmp_path / "arr.json"
-    arr.write_text(json.dumps([{"text": S1}, {"text": S2}], ensure_ascii=False), "utf-8")
+    # a JSON array after a BOM and 70 kB of blank lines (the reader and the planner both see an array)
+    arr.write_text("\ufeff" + "\n" * 70_000 + json.dumps([{"text": S1}, {"text": S2}], ensure_ascii=False, indent=1),
+                   "utf-8")
     txt = tmp_path / "one.txt"
     txt.write_text(S1, "utf-8")
     files = [str(arr), str(big), str(txt)]
     assert pl.plan_units(files) == [(f, 0, -1, 1) for f in files]  # under PIECE_BYTES: whole files
     units = pl.plan_units(files, tasks=6)
     assert [u for u in units if u[0] != str(big)] == [(str(arr), 0, -1, 1), (str(txt), 0, -1, 1)]
+    assert [i.content for i in read_file(arr)] == [S1, S2]
     spans = [u[1:] for u in units if u[0] == str(big)]
     data = big.read_bytes()
     assert len(spans) == 4 and spans[0][0] == 0 and spans[-1][1] == len(data)

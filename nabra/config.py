@@ -236,6 +236,8 @@ class TrainingConfig(Strict):
                           "pretrained encoder wants a small rate, randomly initialised heads a larger one")
     weight_decay: float = Field(0.01, description="AdamW weight decay")
     warmup: float = Field(0.1, description="warmup: a ratio of total steps if < 1, else a step count")
+    linear_probe: bool = Field(False, description="LP-FT: each head starts as a logistic regression on the frozen "
+                               "encoder's pooled states of the train split, not at random (for a pretrained encoder)")
     loss_weights: dict[str, float] = Field(default_factory=dict, description="task -> loss weight (default 1)")
     class_weights: Literal["balanced", "none"] = Field("balanced", description="per-task class weights from train counts")
     metric_weights: dict[str, float] = Field(default_factory=dict,

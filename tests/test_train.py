@@ -219,3 +219,31 @@ def test_pretrain_then_train_from_the_checkpoint(sample_corpus, sample_dataset, 
     assert a.shape == b.shape
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
     assert np.abs(a - b).max() < 0.1
+
+
+def test_linear_probe_starts_each_head_as_its_dev_chosen_logistic_regression(sample_dataset):
+    """training.linear_probe (LP-FT): the heads hold the probes' weights, so the untrained model predicts
+    dev as the chosen probe does and scores its dev macro-F1; a two-class head gives the logistic's
+    probabilities."""
+    import torch
+    from sklearn.metrics import f1_score
+
+    from nabra.train.trainer import encode, load_data, make_model, pooled_states, probe_heads
+
+    cfg = load_train_config(TINY, TINY_FAST + ["training.linear_probe=true"])
+    data, labels = load_data(cfg, sample_dataset)
+    for df in data.values():  # a two-class task beside the six-class stance
+        df["sentiment"] = np.where(df["sentiment"] == "negative", "negative", "other")
+    labels["sentiment"] = ["negative", "other"]
+    model, tok, pre = make_model(cfg, labels, data["train"])
+    train, dev = (encode(data[s], tok, pre, 96, labels) for s in ("train", "dev"))
+    probes = probe_heads(model, tok, train, dev, labels)
+    assert set(probes) == {"stance", "sentiment"}
+    x = torch.as_tensor(pooled_states(model, tok, dev))
+    for t in labels:
+        logits = model.heads[t](x).detach().numpy()
+        y = np.asarray(dev[f"labels_{t}"])
+        f1 = f1_score(y, logits.argmax(1), labels=list(range(len(labels[t]))), average="macro", zero_division=0)
+        assert round(float(f1), 4) == probes[t]["dev_macro_f1"]
+    w = model.heads["sentiment"].weight.detach()
+    assert torch.allclose(w[0], -w[1])  # (-z/2, z/2): softmax of the two is the logistic of z

@@ -308,6 +308,70 @@ def head_lr_optimizer(cfg: TrainConfig, model):
         lr=t.learning_rate, fused=True)
 
 
+PROBE_C = (0.001, 0.01, 0.1, 1.0, 10.0)  # the probes' inverse L2 strengths tried (pooled states are not normalised)
+
+
+def pooled_states(model, tok, ds, batch_size: int = 64) -> np.ndarray:
+    """The frozen encoder's pooled states (what the heads read, no dropout) of every row of `ds`."""
+    import torch
+    from transformers import DataCollatorWithPadding
+
+    cols = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in ds.column_names]
+    rows = {c: ds[c] for c in cols}
+    order = np.argsort(np.asarray(ds["length"]), kind="stable")  # length-sorted batches: little padding
+    collate = DataCollatorWithPadding(tok)
+    feats = np.zeros((len(ds), model.encoder.config.hidden_size), np.float32)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        for i in range(0, len(ds), batch_size):
+            idx = order[i:i + batch_size]
+            batch = collate([{c: rows[c][j] for c in cols} for j in idx])
+            feats[idx] = model.pool(**{c: batch[c] for c in cols}).float().numpy()
+    model.train(was_training)
+    return feats
+
+
+def probe_heads(model, tok, train_ds, dev_ds, label_lists: dict, log=None) -> dict:
+    """LP-FT (Kumar et al., ICLR 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
+    Out-of-Distribution"): each head starts as the logistic regression of its task's train labels on the
+    frozen encoder's pooled states (classes weighted as the training loss weighs them; L2 strength chosen
+    on dev macro-F1), not at random, so that the first fine-tuning steps do not bend the pretrained
+    features toward a random head. Returns, per task, the C chosen and the probe's dev macro-F1."""
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    xt, xd = pooled_states(model, tok, train_ds), pooled_states(model, tok, dev_ds)
+    chosen = {}
+    for t, labels in label_lists.items():
+        yt, yd = np.asarray(train_ds[f"labels_{t}"]), np.asarray(dev_ds[f"labels_{t}"])
+        kt, kd = yt != -100, yd != -100
+        if len(set(yt[kt].tolist())) != len(labels):
+            if log:
+                log(f"linear probe: the {t} head stays random (not every class is in the train split)")
+            continue
+        cw = getattr(model, f"class_weight_{t}", None)
+        sw = cw.cpu().numpy()[yt[kt]] if cw is not None else None
+        best = None
+        for C in PROBE_C:
+            lr = LogisticRegression(C=C, max_iter=3000).fit(xt[kt], yt[kt], sample_weight=sw)
+            f1 = f1_score(yd[kd], lr.predict(xd[kd]), labels=list(range(len(labels))), average="macro",
+                          zero_division=0) if kd.any() else 0.0
+            if best is None or f1 > best[0]:
+                best = (f1, C, lr)
+        f1, C, lr = best
+        w, b = lr.coef_, lr.intercept_
+        if len(labels) == 2:  # one logistic: logits (-z/2, z/2) give the same probabilities under softmax
+            w, b = np.concatenate([-w / 2, w / 2]), np.concatenate([-b / 2, b / 2])
+        head = model.heads[t]
+        with torch.no_grad():
+            head.weight.copy_(torch.as_tensor(w, dtype=head.weight.dtype))
+            head.bias.copy_(torch.as_tensor(b, dtype=head.bias.dtype))
+        chosen[t] = {"C": C, "dev_macro_f1": round(float(f1), 4)}
+    return chosen
+
+
 def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, label_lists: dict,
                 resume: bool = False, callbacks=None):
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
@@ -404,6 +468,10 @@ def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, 
     dev_ds = encode(data["dev"], tok, pre, cfg.model.max_length, label_lists)
     log(f"training {len(train_ds):,} statements, dev {len(dev_ds):,}; tasks " +
         ", ".join(f"{t} ({len(l)})" for t, l in label_lists.items()))
+    if cfg.training.linear_probe and not resume:  # a resumed run takes its heads from the checkpoint
+        probes = probe_heads(model, tok, train_ds, dev_ds, label_lists, log)
+        log("heads start as linear probes (dev macro-F1 " +
+            ", ".join(f"{t} {p['dev_macro_f1']:.3f} at C={p['C']:g}" for t, p in probes.items()) + ")")
     trainer = train_model(cfg, model, tok, train_ds, dev_ds, run_dir, label_lists, resume, callbacks)
     metrics = trainer.evaluate(dev_ds, metric_key_prefix="dev")
     metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()

@@ -193,6 +193,11 @@ def predict_inputs(clf: StanceClassifier, inputs: list[str], chunk: int = 64):
     yield from predict_items(clf, read_inputs(inputs), chunk)
 
 
+def repeat_problem(where: str, first: str) -> str:
+    """The warning for an article seen before (one process, or a later task of predict --workers)."""
+    return f"{where}: the same article as {first}; labelled once"
+
+
 def predict_items(clf: StanceClassifier, items, chunk: int = 64):
     """predict_inputs over ingest's items (RawArticle or Problem). An article's record carries
     `where` (file and locator), so that a caller merging several streams can name a repeat; with a
@@ -223,7 +228,7 @@ def predict_items(clf: StanceClassifier, items, chunk: int = 64):
         art, sts, rejects = clf.processor.process(item)
         bar.update()
         if art["article_id"] in seen:  # the same record twice (e.g. two identical zip members): labelled once
-            yield None, [], f"{where}: the same article as {seen[art['article_id']]}; labelled once"
+            yield None, [], repeat_problem(where, seen[art["article_id"]])
             continue
         seen[art["article_id"]] = art["where"] = where
         if not sts:  # the article comes with its problem, so that a caller merging streams can name a repeat

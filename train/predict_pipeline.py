@@ -53,6 +53,7 @@ def predict_parallel(model: str, inputs: list[str], workers: int, backend: str =
 
     from nabra.data.ingest import expand_inputs
     from nabra.data.pipeline import _executor, plan_tasks, unit_weights
+    from nabra.train.predict import repeat_problem
 
     files, problems = expand_inputs(inputs)
     for p in problems:
@@ -77,7 +78,7 @@ def predict_parallel(model: str, inputs: list[str], workers: int, backend: str =
                 for line in fh:
                     art, rows, problem = json.loads(line)
                     if art and art["article_id"] in seen:
-                        yield None, [], f"{art['where']}: the same article as {seen[art['article_id']]}; labelled once"
+                        yield None, [], repeat_problem(art["where"], seen[art["article_id"]])
                         continue
                     if art:
                         seen[art["article_id"]] = art["where"]

@@ -3,6 +3,7 @@ check only that the figures were produced, never a timing."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -31,6 +32,7 @@ def test_bench_predict_tiny(sample_run, sample_corpus, tmp_path):
                "--json", tmp_path / "p.json") == 0
     res = json.loads((tmp_path / "p.json").read_text())[0]
     assert res["onnx_fp32_max_abs_diff"] < 1e-3
+    assert res["model"] == Path(sample_run).name  # named after the folder measured
 
 
 def test_bench_corpus_sizes_synthetic_and_workers(tmp_path, capsys):

@@ -36,7 +36,7 @@ def register(sub) -> None:
     e.add_argument("--json", help="also write the figures here")
     e.set_defaults(func=run_encoder)
     r = s.add_parser("predict", help="statements/s of PyTorch fp32, ONNX fp32 and ONNX int8")
-    r.add_argument("--model", required=True, help="a run directory (the tiny model)")
+    r.add_argument("--model", required=True, help="a run or export folder (e.g. runs/tiny, runs/demo/export)")
     r.add_argument("--corpus", required=True, help="corpus whose statements are labelled")
     r.add_argument("--n", type=int, default=2000, help="statements")
     r.add_argument("--base", action="store_true", help="also a BERT-base sized model from config")
@@ -106,7 +106,9 @@ def run_predict(args) -> int:
 
     texts = _texts(args.corpus, args.n)
     work = Path(tempfile.mkdtemp(prefix="nabra-bench-"))
-    res = [bench_predict(args.model, texts, work, "tiny", threads=args.threads, repeat=args.repeat)]
+    # named after the model's folder: any run or export folder is measured, not only the tiny model
+    name = Path(args.model).resolve().name
+    res = [bench_predict(args.model, texts, work, name, threads=args.threads, repeat=args.repeat)]
     if args.base:
         res.append(bench_predict(base_model_dir(_texts(args.corpus, 100000, 1), work / "base"), texts, work, "bert-base",
                                  threads=args.threads, repeat=args.repeat))

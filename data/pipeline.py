@@ -26,8 +26,10 @@ statement and one edge file at a time.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
+import itertools
 import json
 import math
 import os
@@ -120,15 +122,125 @@ def band_hashes(sigs: np.ndarray) -> np.ndarray:
 
 def minhash_signatures(keys: list[str], shingle_chars: int, num_perm: int) -> np.ndarray:
     """(n, num_perm) uint32 rensa MinHash signatures (seed 1) of each key's character shingles, as
-    the in-memory builder made them (a key shorter than a shingle is one token). rensa's digest
-    matrix gives the same values as RMinHash.digests_from_token_sets, slightly faster (96 vs 104 ms
-    per 4096 statements). Building the shingle strings costs twice that: ~50 us per statement."""
+    the in-memory builder made them (a key shorter than a shingle is one token). The shingles go to
+    rensa as token hashes (shingle_hashes), not as ~25 Python strings a statement: the same signatures."""
     from rensa import RMinHash
 
-    sh = shingle_chars
-    tokens = [[k[p:p + sh] for p in range(max(1, len(k) - sh + 1))] for k in keys]
-    rows = RMinHash.digest_matrix_from_token_sets(tokens, num_perm=num_perm, seed=1).to_rows()
-    return np.asarray(rows, dtype=np.uint32).reshape(len(keys), num_perm)
+    hashed = shingle_hashes(keys, shingle_chars)
+    if hashed is None:  # text that is not valid UTF-8, or a rensa whose token hash is not the one below
+        sh = shingle_chars
+        tokens = [[k[p:p + sh] for p in range(max(1, len(k) - sh + 1))] for k in keys]
+        rows = RMinHash.digest_matrix_from_token_sets(tokens, num_perm=num_perm, seed=1).to_rows()
+    else:
+        rows = RMinHash.digest_matrix_from_flat_token_hashes(hashed[0], hashed[1], num_perm=num_perm, seed=1).to_rows()
+    return np.fromiter(itertools.chain.from_iterable(rows), np.uint32, len(keys) * num_perm).reshape(len(keys), num_perm)
+
+
+# rensa's token hash (rustc-hash 2's FxHasher over the token's UTF-8 bytes, then its finish), in numpy
+# for every shingle of a batch at once. Why by hand: building the shingle strings for rensa took half
+# of the segment stage's MinHash time (5.8M strings for one SaudiNewsNet zip), and rensa takes
+# precomputed token hashes (digest_matrix_from_flat_token_hashes) for exactly that; the hashes must be
+# rensa's own, or the signatures, hence the duplicate clusters and the gold splits, would change.
+# _rensa_hash_ok() checks them against rensa.RMinHash.hash_token_sets once per process.
+_FX_K, _FX_SEED1, _FX_SEED2 = 0xF1357AEA2E62A9C5, 0x243F6A8885A308D3, 0x13198A2E03707344
+_LO32 = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+
+
+def _mul_fold(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(x * y as 128 bits): low 64 bits XOR high 64 bits, from 32-bit halves (numpy has no u128).
+    In place where it can: x and y are overwritten (new arrays page-fault: ~half the time here)."""
+    xl, yl = x & _LO32, y & _LO32
+    x >>= _S32  # x, y: the high halves now
+    y >>= _S32
+    ll = xl * yl
+    xl *= y  # lo(x) * hi(y)
+    yl *= x  # hi(x) * lo(y)
+    x *= y  # hi(x) * hi(y)
+    mid = ll >> _S32
+    np.bitwise_and(xl, _LO32, out=y)
+    mid += y
+    np.bitwise_and(yl, _LO32, out=y)
+    mid += y
+    ll &= _LO32
+    xl >>= _S32
+    yl >>= _S32
+    x += xl
+    x += yl
+    xl[:] = mid
+    xl >>= _S32
+    x += xl  # the high 64 bits
+    mid <<= _S32
+    mid |= ll  # the low 64 bits
+    mid ^= x
+    return mid
+
+
+def _fx_hash(buf: bytes, start: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """rensa's hash of the byte strings buf[start:start+n], each 0-16 bytes long; buf is padded with 8
+    zero bytes on each side (start counts from the text, not from the padding)."""
+    u64 = np.ndarray((len(buf) - 7,), np.dtype("<u8"), buffer=buf, strides=(1,))  # unaligned reads
+    head = u64[start + 8]  # the 8 bytes from the start
+    tail = u64[start + n]  # the 8 bytes that end at the end
+    nn = n.astype(np.uint64)
+    # rensa reads 8-16 bytes as the first and the last 8; 4-7 as the first and the last 4 (the last 4 are
+    # the top half of `tail`); 1-3 as the first byte, then the last byte above the middle one
+    mid_byte = (head >> (np.uint64(8) * (nn // np.uint64(2)))) & np.uint64(0xFF)
+    w0 = np.where(n >= 8, head, np.where(n >= 4, head & _LO32, head & np.uint64(0xFF)))
+    w1 = np.where(n >= 8, tail, np.where(n >= 4, tail >> _S32, ((tail >> np.uint64(56)) << np.uint64(8)) | mid_byte))
+    w0[n == 0] = 0
+    w1[n == 0] = 0
+    w0 ^= np.uint64(_FX_SEED1)
+    w1 ^= np.uint64(_FX_SEED2)
+    h = _mul_fold(w0, w1)
+    h ^= nn
+    h *= np.uint64(_FX_K)
+    w0[:] = h
+    h <<= np.uint64(26)
+    w0 >>= np.uint64(38)
+    h |= w0
+    return h  # rotated left by 26
+
+
+@functools.cache
+def _rensa_hash_ok() -> bool:
+    from rensa import RMinHash
+
+    probe = ["", "a", "ab", "abc", "abcd", "abcdefg", "قال ا", "الوزير", "x y z", "٢٠١٥ م", "😀😀😀😀"]
+    data = bytes(8) + "".join(probe).encode("utf-8") + bytes(8)
+    lens = np.array([len(t.encode("utf-8")) for t in probe], np.int64)
+    starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+    return _fx_hash(data, starts, lens).tolist() == [int(v) for v in RMinHash.hash_token_sets([probe])[0]]
+
+
+def shingle_hashes(keys: list[str], sh: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """rensa's token hash of every `sh`-character shingle of every key (a key shorter than `sh` is one
+    token) and each key's offset into them; None where this cannot be done exactly (see above)."""
+    if not keys or not _rensa_hash_ok():
+        return None
+    text = "".join(keys)
+    try:
+        utf8 = bytes(8) + text.encode("utf-8") + bytes(8)
+    except UnicodeEncodeError:
+        return None  # a lone surrogate: rensa's own path decides what to do with it
+    cp = np.frombuffer(text.encode("utf-32-le"), np.uint32)
+    nchar = np.fromiter(map(len, keys), np.int64, len(keys))
+    ntok = np.maximum(1, nchar - sh + 1)
+    offsets = np.concatenate(([0], np.cumsum(ntok)))
+    first = np.repeat(np.cumsum(nchar) - nchar, ntok)  # each token's key's first character
+    c0 = first + np.arange(offsets[-1]) - np.repeat(offsets[:-1], ntok)
+    byte_at = np.concatenate(([0], np.cumsum(1 + (cp >= 0x80) + (cp >= 0x800) + (cp >= 0x10000))))
+    width = np.repeat(np.minimum(sh, nchar), ntok)
+    b0 = byte_at[c0]
+    n = byte_at[c0 + width] - b0
+    long = np.flatnonzero(n > 16)  # rensa's loop for longer input: rare (3- and 4-byte characters)
+    n[long] = 0
+    hashes = _fx_hash(utf8, b0, n)
+    if len(long):
+        from rensa import RMinHash
+
+        hashes[long] = RMinHash.hash_token_sets([[text[c:c + w] for c, w in zip(c0[long], width[long])]])[0]
+    return hashes, offsets.astype(np.uint64)
 
 
 def shard(items: list, rank: int, world_size: int) -> tuple[int, int]:

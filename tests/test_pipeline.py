@@ -311,6 +311,34 @@ def test_normalize_line_fast_path_gives_the_per_character_result():
         assert normalize_line(line, 7) == normalize_chars(line, 7), repr(line)
 
 
+def test_minhash_signatures_from_token_hashes_equal_rensas_from_shingle_strings(sample_corpus, monkeypatch):
+    """The shingles go to rensa as hashes computed in numpy: the signatures must be the ones rensa makes
+    from the shingle strings (else the duplicate clusters, and the gold splits made from them, move)."""
+    import numpy as np
+    import pandas as pd
+    from rensa import RMinHash
+
+    from nabra.data import pipeline as pl
+
+    texts = pd.read_parquet(sample_corpus / "statements.parquet", columns=["text"]).text.tolist()
+    # every token length rensa treats apart (0, 1-3, 4-7, 8-16 and over 16 bytes: 3- and 4-byte characters)
+    keys = [dedup_key(t) for t in texts] + ["", "a", "ab", "abc", "abcd", "abcdefg", "قال", "😀😀😀😀😀😀", "ab😀c",
+                                            "中文中文中文", "٢٠١٥ م", "x" * 40]
+
+    def from_strings(keys, sh=5, perm=128):
+        tokens = [[k[p:p + sh] for p in range(max(1, len(k) - sh + 1))] for k in keys]
+        return np.asarray(RMinHash.digest_matrix_from_token_sets(tokens, num_perm=perm, seed=1).to_rows(), np.uint32)
+
+    assert pl._rensa_hash_ok()
+    hashes, offsets = pl.shingle_hashes(keys, 5)
+    assert len(hashes) == offsets[-1] == sum(max(1, len(k) - 4) for k in keys)
+    assert np.array_equal(pl.minhash_signatures(keys, 5, 128), from_strings(keys))
+    # where the hash cannot be matched (another rensa), the strings go to rensa as before
+    monkeypatch.setattr(pl, "_rensa_hash_ok", lambda: False)
+    assert pl.shingle_hashes(keys, 5) is None
+    assert np.array_equal(pl.minhash_signatures(keys, 5, 128), from_strings(keys))
+
+
 def _tiny_zip(path):
     import zipfile
 

@@ -126,7 +126,7 @@ class ArticleProcessor:
                 continue
             statements.append({
                 "statement_id": sid, "article_id": aid, "index": idx, "start": s, "end": e,
-                "raw_start": offs[s], "raw_end": offs[e - 1] + 1, "text": text,
+                "raw_start": int(offs[s]), "raw_end": int(offs[e - 1]) + 1, "text": text,
                 "text_sha1": sha1_text(text), "source": art.source,
             })
         return article, statements, rejects

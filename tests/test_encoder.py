@@ -137,3 +137,16 @@ def test_e5_recipe_trains_exports_and_predicts(e5_pruned, sample_dataset, tmp_pa
     for t in a:
         np.testing.assert_allclose(a[t], b[t], atol=1e-3)
     assert (out / "model.int8.onnx").stat().st_size < (out / "model.onnx").stat().st_size / 2
+    # --int8-ffn-out auto: e5-small's layer-4 post-GELU activations reach ~230x their RMS (layers 0 and 5
+    # ~150-175x): those feed-forward outputs stay fp32, the others become int8
+    from nabra.train.export import ffn_out_nodes, ffn_out_outliers, quantize
+
+    torch_clf = StanceClassifier.from_pretrained(run)
+    calib = pd.read_parquet(sample_dataset / "train.parquet").text.tolist()[:64]
+    layers, ratios = ffn_out_outliers(torch_clf, calib)
+    assert 4 in layers and len(layers) < 12, f"{ratios}"
+    kept = quantize(out, layers)
+    assert kept == [ffn_out_nodes(out / "model.onnx")[i] for i in layers]
+    c = StanceClassifier.from_pretrained(out, backend="onnx", onnx_file="model.int8.onnx").logits(texts)
+    for t in a:
+        assert (c[t].argmax(1) == a[t].argmax(1)).all()

@@ -31,6 +31,28 @@ def test_export_writes_every_format_with_parity(exported):
     assert "## Intended use" in card and "## Limits" in card and "conciliatory" in card
 
 
+def test_onnx_attention_mask_is_bounded_and_padding_changes_nothing(exported):
+    """The float32-minimum mask constant (slow exp underflow in onnxruntime's Softmax) is replaced by
+    MASK_FLOOR, and a statement's logits are the same alone and padded beside a long one."""
+    import onnx
+    from onnx import numpy_helper
+
+    from nabra.train.export import MASK_FLOOR
+
+    info = json.loads((exported / "export_info.json").read_text())
+    assert info["attention_mask_floor"] == {"value": MASK_FLOOR, "constants": 1}
+    g = onnx.load(str(exported / "model.onnx")).graph
+    consts = [numpy_helper.to_array(n.attribute[0].t) for n in g.node if n.op_type == "Constant"]
+    assert not any(c.dtype == np.float32 and c.size == 1 and c.item() == np.finfo(np.float32).min for c in consts)
+    short = "بعث الرئيس برقية عزاء"
+    long = "أعرب وزير الخارجية عن قلق المملكة البالغ من تطورات الأوضاع وحذر من عواقب التصعيد على أمن المنطقة " * 3
+    # fp32 only: int8 activations are quantised per batch, so a batch-mate moves them by design
+    clf = StanceClassifier.from_pretrained(exported, backend="onnx", onnx_file="model.onnx")
+    alone, padded = clf.logits([short]), clf.logits([long, short])
+    for t in alone:
+        np.testing.assert_allclose(alone[t][0], padded[t][1], atol=1e-5)
+
+
 def test_onnx_graph_has_dynamic_axes_and_one_output_per_task(exported):
     import onnx
 

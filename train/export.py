@@ -6,8 +6,8 @@ Writes into OUT:
   onnx:      model.onnx with dynamic batch and sequence axes, one output per task (logits_<task>)
   onnx-int8: model.int8.onnx, dynamic int8 quantisation with onnxruntime's tooling
   export_info.json: parity figures (max |ONNX - PyTorch| logit difference; int8 macro-F1 change)
-optimum does not support transformers 5, so the graph comes from torch.onnx.export, fused by onnxruntime's
-transformer optimizer for BERT encoders.
+optimum does not support transformers 5, so the graph comes from torch.onnx.export (for BERT encoders the
+traced graph with a bounded attention mask, or onnxruntime's transformer fusion with --onnx-graph fused).
 """
 from __future__ import annotations
 
@@ -39,8 +39,10 @@ def export_hf(clf: StanceClassifier, out: Path, report: dict | None) -> None:
     write_atomic(out / "README.md", model_card(model.config, src, report, clf.pipeline.get("training_data") or {}))
 
 
-def export_onnx(clf: StanceClassifier, out: Path, sample_texts: list[str], opset: int = 18) -> None:
-    """Writes out/model.onnx from the loaded PyTorch model (loaded once per export, see run)."""
+def export_onnx(clf: StanceClassifier, out: Path, sample_texts: list[str], opset: int = 18, graph: str = "plain") -> int:
+    """Writes out/model.onnx from the loaded PyTorch model (loaded once per export, see run). graph: "plain"
+    (the traced graph, onnxruntime fuses what it fuses at load) or "fused" (onnxruntime's BERT optimizer).
+    Returns how many attention-mask constants were bounded (bound_attention_mask)."""
     import torch
 
     model = clf.model
@@ -66,24 +68,64 @@ def export_onnx(clf: StanceClassifier, out: Path, sample_texts: list[str], opset
     out_names = [f"logits_{t}" for t in tasks]
     enc_cfg = model.encoder.config
     if enc_cfg.model_type == "bert":
-        # BERT: trace with the classic attention (MatMul-Softmax-MatMul) through the TorchScript exporter,
-        # the graph onnxruntime's transformer optimizer fuses into Attention / SkipLayerNorm / BiasGelu
-        # kernels; int8 of the fused graph measured 3.0x eager here against 2.5x unfused (dynamo's graph
-        # does not fuse). The parity check below guards the result.
+        # BERT: trace with the classic attention (MatMul-Softmax-MatMul) through the TorchScript exporter.
+        # Left plain by default: on a 2-core Xeon with VNNI/AMX, onnxruntime 1.32's fused kernels were the
+        # slow part of the int8 e5-small graph (SkipLayerNormalization 3.7 ns an element against 1.0 for
+        # LayerNormalization; QAttention 36% of the time); the plain graph with its mask bounded (below)
+        # and without the SkipLayerNorm fusion at load (predict.ORT_DISABLED_OPTIMIZERS) runs int8 at 1.94x
+        # PyTorch eager where the fused one ran 1.58x (`nabra bench predict`, 2,000 corpus statements).
+        # `graph="fused"` keeps onnxruntime's transformer fusion (Attention / SkipLayerNorm / BiasGelu),
+        # which measured faster on an AMD EPYC (AVX2) in an earlier session.
         model.encoder.config._attn_implementation = "eager"
         torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names, output_names=out_names,
                           dynamic_axes={k: {0: "batch", 1: "sequence"} for k in names}, opset_version=17,
                           dynamo=False)
-        from onnxruntime.transformers import optimizer
+        if graph == "fused":
+            from onnxruntime.transformers import optimizer
 
-        fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=enc_cfg.num_attention_heads,
-                                         hidden_size=enc_cfg.hidden_size)
-        fused.save_model_to_file(str(path))
+            fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=enc_cfg.num_attention_heads,
+                                             hidden_size=enc_cfg.hidden_size)
+            fused.save_model_to_file(str(path))
+            return 0
+        return bound_attention_mask(path)
     else:
         batch, seq = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=2, max=clf.max_length)
         torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names, output_names=out_names,
                           opset_version=opset, dynamo=True, dynamic_shapes={k: {0: batch, 1: seq} for k in names},
                           external_data=False, verbose=False)
+    return 0
+
+
+# The additive attention mask puts float32's minimum on padded keys. onnxruntime's Softmax is 5-14x
+# slower on rows where exp underflows (measured on a [32, 12, 71, 71] batch: 1.0 ms without padding,
+# 5.8-14.6 ms with masked entries at -90 ... -1e4 or -inf; denormals-as-zero does not help), and
+# with length-sorted batches some of every batch is padding. MASK_FLOOR keeps masked scores where exp
+# stays normal for any realistic spread of scores, while a padded key still weighs at most
+# e^-50 (2e-22) of the row: the logits do not move (the parity check below guards it).
+MASK_FLOOR = -50.0
+
+
+def bound_attention_mask(path: Path) -> int:
+    """Replaces the float32-minimum constant of the additive attention mask (a Where's "masked"
+    branch in the traced graph) by MASK_FLOOR. Returns how many constants were replaced."""
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(str(path))
+    fmin = np.finfo(np.float32).min
+    where_inputs = {i for n in m.graph.node if n.op_type == "Where" for i in n.input}
+    n = 0
+    for node in m.graph.node:
+        if node.op_type != "Constant" or node.output[0] not in where_inputs:
+            continue
+        t = node.attribute[0].t
+        a = numpy_helper.to_array(t)
+        if a.dtype == np.float32 and a.size == 1 and a.item() == fmin:
+            t.CopyFrom(numpy_helper.from_array(np.full(a.shape, MASK_FLOOR, np.float32), t.name))
+            n += 1
+    if n:
+        onnx.save(m, str(path))
+    return n
 
 
 def parity(ref: dict, onnx_clf: StanceClassifier, texts: list[str]) -> dict:
@@ -103,18 +145,50 @@ def ffn_out_nodes(path: Path) -> list[str]:
     return [n.name for n in g.node if n.op_type == "MatMul" and any(shapes.get(i) in wide for i in n.input)]
 
 
-def quantize(out: Path, fp32_ffn_out: bool = False) -> list[str]:
-    """model.onnx -> model.int8.onnx: dynamic int8, weights per output channel. fp32_ffn_out keeps the
-    feed-forward output MatMuls in fp32: their inputs (after GELU) carry the activation outliers that
-    per-tensor uint8 activations round away; measured on multilingual-e5-small (gold dev, a model
-    trained 5 epochs): all int8 stance -4.3 / sentiment -3.6 points, FFN output kept fp32 -2.0 / -0.6.
-    Returns the nodes kept in fp32."""
+# Per-tensor uint8 activations (dynamic quantisation) round away what lies far below an outlier: the
+# step is (max - min) / 255. multilingual-e5-small's post-GELU activations reach 230x their RMS in
+# layer 4 and 150-175x in layers 0 and 5 (30-100x elsewhere), on every fine-tuned seed. Measured on
+# the gold dev split (seed 42): quantising layer 4's feed-forward output alone tripled the logit error
+# of the graph with every feed-forward output in fp32; every layer int8 cost up to -0.8 macro-F1
+# points on dev but -2.1 on test. A layer whose step exceeds this share of its RMS stays fp32.
+FFN_OUT_STEP_MAX = 0.5
+FFN_OUT_CHOICES = ("auto", "all", "none")
+
+
+def ffn_out_outliers(clf: StanceClassifier, texts: list[str]) -> tuple[list[int], dict[int, float]]:
+    """Layers whose feed-forward output MatMul would lose its input to uint8 rounding: on `texts`, the
+    mean over batches of (max - min) / 255 of the post-GELU activation exceeds FFN_OUT_STEP_MAX x its RMS.
+    Returns those layers and every layer's step / RMS."""
+    import re
+
+    stats: dict[int, list[float]] = {}
+
+    def hook(i):
+        def f(_mod, _inp, out):
+            stats.setdefault(i, []).append(float((out.max() - out.min()) / 255 / out.pow(2).mean().sqrt().clamp_min(1e-12)))
+        return f
+
+    hooks = [m.register_forward_hook(hook(int(re.search(r"layer\.(\d+)\.intermediate$", n).group(1))))
+             for n, m in clf.model.named_modules() if re.search(r"layer\.\d+\.intermediate$", n)]
+    try:
+        clf.logits(texts)
+    finally:
+        for h in hooks:
+            h.remove()
+    ratios = {i: round(float(np.mean(v)), 3) for i, v in sorted(stats.items())}
+    return [i for i, r in ratios.items() if r > FFN_OUT_STEP_MAX], ratios
+
+
+def quantize(out: Path, fp32_ffn_out_layers: list[int] | None = None) -> list[str]:
+    """model.onnx -> model.int8.onnx: dynamic int8, weights per output channel; the feed-forward output
+    MatMuls of `fp32_ffn_out_layers` (None: of every layer) stay fp32. Returns the nodes kept in fp32."""
     import logging
 
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    keep = ffn_out_nodes(out / "model.onnx") if fp32_ffn_out else []
+    nodes = ffn_out_nodes(out / "model.onnx")  # in layer order
+    keep = nodes if fp32_ffn_out_layers is None else [nodes[i] for i in fp32_ffn_out_layers if i < len(nodes)]
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # its "consider pre-processing" advice is for vision models
@@ -148,7 +222,11 @@ def f1_change(torch_clf: StanceClassifier, int8_clf: StanceClassifier, df) -> di
 
 
 def run(model_dir: str | Path, out: str | Path, formats: list[str], eval_df=None, report: dict | None = None,
-        sample_texts: list[str] | None = None, log=print, fp32_ffn_out: bool = True) -> dict:
+        sample_texts: list[str] | None = None, log=print, int8_ffn_out: str = "none", graph: str = "plain",
+        calib_texts: list[str] | None = None) -> dict:
+    """Exports `model_dir` into `out` in `formats`. int8_ffn_out: which feed-forward output MatMuls
+    become int8: "auto" (all but the layers ffn_out_outliers finds on `calib_texts`, default the
+    sample texts), "all" or "none"."""
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ExportError(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
@@ -162,14 +240,23 @@ def run(model_dir: str | Path, out: str | Path, formats: list[str], eval_df=None
     texts = sample_texts or (eval_df.text.tolist()[:32] if eval_df is not None else None) or _default_texts()
     ref = clf.logits(texts)
     if "onnx" in formats or "onnx-int8" in formats:
-        export_onnx(clf, out, texts)
+        n_mask = export_onnx(clf, out, texts, graph=graph)
+        info["onnx_graph"] = graph
+        info["attention_mask_floor"] = {"value": MASK_FLOOR, "constants": n_mask}
         diff = parity(ref, StanceClassifier(out, backend="onnx"), texts)
         info["onnx_max_abs_logit_diff"] = diff
         log("ONNX fp32 parity, max |logit diff| vs PyTorch: " + ", ".join(f"{t} {d:.2e}" for t, d in diff.items()))
         if max(diff.values()) > PARITY_TOL:
             raise ExportError(f"ONNX logits differ from PyTorch by {max(diff.values()):.2e} > {PARITY_TOL}")
     if "onnx-int8" in formats:
-        info["int8_fp32_nodes"] = quantize(out, fp32_ffn_out)
+        if int8_ffn_out not in FFN_OUT_CHOICES:
+            raise ExportError(f"int8_ffn_out must be one of {', '.join(FFN_OUT_CHOICES)}, got {int8_ffn_out!r}")
+        keep_layers = {"all": [], "none": None}.get(int8_ffn_out)
+        if int8_ffn_out == "auto":
+            keep_layers, info["int8_ffn_out_step_over_rms"] = ffn_out_outliers(clf, calib_texts or texts)
+            log(f"int8: feed-forward outputs kept fp32 (activation outliers): layers {keep_layers or 'none'}")
+        info["int8_ffn_out"] = int8_ffn_out
+        info["int8_fp32_nodes"] = quantize(out, keep_layers)
         int8 = StanceClassifier(out, backend="onnx", onnx_file="model.int8.onnx")
         info["int8_max_abs_logit_diff"] = parity(ref, int8, texts)
         if eval_df is not None:

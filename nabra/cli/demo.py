@@ -134,7 +134,8 @@ def run(args) -> int:
     step("export: HF + model card, ONNX, int8 ONNX")
     test_df = dataset.load_split(out / "dataset", "test") if gold else None
     export.run(out / "run", out / "export", list(export.FORMATS), eval_df=test_df, report=rep,
-               log=lambda s: print("  " + s))
+               log=lambda s: print("  " + s),  # int8 calibrates on train statements, never on the scored split
+               calib_texts=dataset.load_split(out / "dataset", "train").text.tolist()[:256])
     article = seed_article if seed_article.exists() and not args.tiny else sample / "article.txt"
     step(f"predict {article} with the int8 ONNX model")
     clf = StanceClassifier.from_pretrained(out / "export", backend="onnx", onnx_file="model.int8.onnx")

@@ -13,9 +13,13 @@ def register(sub) -> None:
     p.add_argument("--data", help="dataset folder: int8 macro-F1 is checked on its --split")
     p.add_argument("--split", default="test", choices=["dev", "test"], help="split for the int8 F1 check")
     p.add_argument("--report", help="report.json from `nabra evaluate`, for the model card")
-    p.add_argument("--int8-all", action="store_true",
-                   help="quantise every MatMul to int8, the feed-forward outputs too (faster, less accurate; "
-                        "by default they stay fp32)")
+    p.add_argument("--int8-ffn-out", choices=["none", "auto", "all"], default="none",
+                   help="which feed-forward output MatMuls become int8: none (they stay fp32: the most accurate), "
+                        "auto (all but the layers whose activations have outliers that uint8 rounds away, found "
+                        "on --data's train split; faster) or all (fastest, least accurate)")
+    p.add_argument("--onnx-graph", choices=["plain", "fused"], default="plain",
+                   help="BERT encoders: the traced graph (onnxruntime fuses at load; faster on the Xeon measured) "
+                        "or onnxruntime's transformer fusion (Attention, SkipLayerNorm; faster on the AMD EPYC measured)")
     p.set_defaults(func=run)
 
 
@@ -23,14 +27,16 @@ def run(args) -> int:
     from nabra.cli.main import UserError
     from nabra.train.export import ExportError, run as export_run
 
-    df = None
+    df = calib = None
     if args.data:
         from nabra.data.dataset import load_split
 
         df = load_split(args.data, args.split)
+        calib = load_split(args.data, "train").text.tolist()[:256]  # int8 calibration: never the scored split
     report = json.loads(Path(args.report).read_text(encoding="utf-8")) if args.report else None
     try:
-        info = export_run(args.model, args.out, [f.strip() for f in args.format.split(",") if f.strip()], df, report, fp32_ffn_out=not args.int8_all)
+        info = export_run(args.model, args.out, [f.strip() for f in args.format.split(",") if f.strip()], df, report, int8_ffn_out=args.int8_ffn_out,
+                          graph=args.onnx_graph, calib_texts=calib)
     except ExportError as e:
         raise UserError(str(e)) from None
     for name, mb in info.get("sizes_mb", {}).items():

@@ -42,6 +42,8 @@ def register(sub) -> None:
     r.add_argument("--base", action="store_true", help="also a BERT-base sized model from config")
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--repeat", type=int, default=2, help="timed passes per backend; the best is reported")
+    r.add_argument("--int8-ffn-out", choices=["none", "auto", "all"], default="none",
+                   help="feed-forward output MatMuls in int8, as `nabra export --int8-ffn-out`")
     r.add_argument("--json", help="also write the figures here")
     r.set_defaults(func=run_predict)
 
@@ -108,10 +110,10 @@ def run_predict(args) -> int:
     work = Path(tempfile.mkdtemp(prefix="nabra-bench-"))
     # named after the model's folder: any run or export folder is measured, not only the tiny model
     name = Path(args.model).resolve().name
-    res = [bench_predict(args.model, texts, work, name, threads=args.threads, repeat=args.repeat)]
+    kw = dict(threads=args.threads, repeat=args.repeat, int8_ffn_out=args.int8_ffn_out)
+    res = [bench_predict(args.model, texts, work, name, **kw)]
     if args.base:
-        res.append(bench_predict(base_model_dir(_texts(args.corpus, 100000, 1), work / "base"), texts, work, "bert-base",
-                                 threads=args.threads, repeat=args.repeat))
+        res.append(bench_predict(base_model_dir(_texts(args.corpus, 100000, 1), work / "base"), texts, work, "bert-base", **kw))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

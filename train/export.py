@@ -12,6 +12,7 @@ traced graph with a bounded attention mask, or onnxruntime's transformer fusion 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -159,8 +160,6 @@ def ffn_out_outliers(clf: StanceClassifier, texts: list[str]) -> tuple[list[int]
     """Layers whose feed-forward output MatMul would lose its input to uint8 rounding: on `texts`, the
     mean over batches of (max - min) / 255 of the post-GELU activation exceeds FFN_OUT_STEP_MAX x its RMS.
     Returns those layers and every layer's step / RMS."""
-    import re
-
     stats: dict[int, list[float]] = {}
 
     def hook(i):

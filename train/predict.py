@@ -24,7 +24,8 @@ from nabra.train.text import Preprocessor
 
 # onnxruntime's SkipLayerNormalization kernel (what it fuses Add + LayerNormalization into at load)
 # took 3.7 ns an element on a 2-core Xeon (VNNI/AMX) against 1.0 for LayerNormalization itself:
-# without that fusion the int8 e5-small graph ran 1.25x faster on the gold dev split (96 -> 120 st/s).
+# without that fusion the int8 e5-small graph ran 1.2-1.5x faster on the gold dev split (two runs:
+# 96 -> 141 and 107 -> 125 statements/s).
 ORT_DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 

@@ -42,7 +42,7 @@ def register(sub) -> None:
     r.add_argument("--base", action="store_true", help="also a BERT-base sized model from config")
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--repeat", type=int, default=2, help="timed passes per backend; the best is reported")
-    r.add_argument("--int8-ffn-out", choices=["none", "auto", "all"], default="none",
+    r.add_argument("--int8-ffn-out", choices=["split", "none", "all"], default="split",
                    help="feed-forward output MatMuls in int8, as `nabra export --int8-ffn-out`")
     r.add_argument("--json", help="also write the figures here")
     r.set_defaults(func=run_predict)

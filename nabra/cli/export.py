@@ -13,10 +13,10 @@ def register(sub) -> None:
     p.add_argument("--data", help="dataset folder: int8 macro-F1 is checked on its --split")
     p.add_argument("--split", default="test", choices=["dev", "test"], help="split for the int8 F1 check")
     p.add_argument("--report", help="report.json from `nabra evaluate`, for the model card")
-    p.add_argument("--int8-ffn-out", choices=["none", "auto", "all"], default="none",
-                   help="which feed-forward output MatMuls become int8: none (they stay fp32: the most accurate), "
-                        "auto (all but the layers whose activations have outliers that uint8 rounds away, found "
-                        "on --data's train split; faster) or all (fastest, least accurate)")
+    p.add_argument("--int8-ffn-out", choices=["split", "none", "all"], default="split",
+                   help="feed-forward output MatMuls in int8: split (int8, with the few channels whose activations "
+                        "have outliers, found on --data's train split, in an fp32 side branch), none (they stay "
+                        "fp32: slower) or all (int8 outliers too: least accurate)")
     p.add_argument("--onnx-graph", choices=["plain", "fused"], default="plain",
                    help="BERT encoders: the traced graph (onnxruntime fuses at load; faster on the Xeon measured) "
                         "or onnxruntime's transformer fusion (Attention, SkipLayerNorm; faster on the AMD EPYC measured)")

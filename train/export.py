@@ -155,11 +155,11 @@ def ffn_out_nodes(path: Path) -> list[str]:
 # every fine-tuned seed. "split" moves the channels whose maximum would make that step exceed
 # OUTLIER_STEP x RMS into a small fp32 side branch of their layer (as LLM.int8() decomposes outliers;
 # onnxruntime's quantiser has no such option, so it is done here, fixed at export from calibration
-# statements), so the rest of every feed-forward output runs
-# int8. Measured on the gold splits, seeds 42/43/44, against PyTorch: dev stance +0.58 / -0.44 / +1.21,
-# sentiment -0.13 / +0.48 / +0.14 macro-F1 points, 96.0-97.6% same label; with the threshold at 0.5
-# (only layers 0, 4, 5 split, one channel each) 96.0 / 96.5% same label on dev for seed 42 against
-# 96.6 / 96.7%. Keeping whole feed-forward outputs fp32 instead ran 1.9x PyTorch; split 2.5x; all 2.7x.
+# statements), so the rest of every feed-forward output runs int8. Measured on the gold splits, seeds
+# 42/43/44, against PyTorch: dev stance +0.58 / -0.44 / +1.21, sentiment -0.13 / +0.48 / +0.14 macro-F1
+# points, 96.0-97.6% same label; with the threshold at 0.5 (only layers 0, 4, 5 split, one channel
+# each) 96.0 / 96.5% same label on dev for seed 42 against 96.6 / 96.7%. `nabra bench predict`: whole
+# feed-forward outputs fp32 1.94x PyTorch, split 2.75x, all int8 2.8x.
 OUTLIER_STEP = 0.1
 FFN_OUT_CHOICES = ("split", "none", "all")
 

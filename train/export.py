@@ -70,33 +70,32 @@ def export_onnx(clf: StanceClassifier, out: Path, sample_texts: list[str], opset
     path = out / "model.onnx"
     out_names = [f"logits_{t}" for t in tasks]
     enc_cfg = model.encoder.config
-    if enc_cfg.model_type == "bert":
-        # BERT: trace with the classic attention (MatMul-Softmax-MatMul) through the TorchScript exporter.
-        # Left plain by default: on a 2-core Xeon with VNNI/AMX, onnxruntime 1.32's fused kernels were the
-        # slow part of the int8 e5-small graph (SkipLayerNormalization 3.7 ns an element against 1.0 for
-        # LayerNormalization; QAttention 36% of the time); the plain graph with its mask bounded (below)
-        # and without the SkipLayerNorm fusion at load (predict.ORT_DISABLED_OPTIMIZERS) runs int8 at 1.94x
-        # PyTorch eager where the fused one ran 1.58x (`nabra bench predict`, 2,000 corpus statements).
-        # `graph="fused"` keeps onnxruntime's transformer fusion (Attention / SkipLayerNorm / BiasGelu),
-        # which measured faster on an AMD EPYC (AVX2) in an earlier session.
-        model.encoder.config._attn_implementation = "eager"
-        torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names, output_names=out_names,
-                          dynamic_axes={k: {0: "batch", 1: "sequence"} for k in names}, opset_version=17,
-                          dynamo=False)
-        if graph == "fused":
-            from onnxruntime.transformers import optimizer
-
-            fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=enc_cfg.num_attention_heads,
-                                             hidden_size=enc_cfg.hidden_size)
-            fused.save_model_to_file(str(path))
-            return 0
-        return bound_attention_mask(path)
-    else:
+    if enc_cfg.model_type != "bert":
         batch, seq = torch.export.Dim("batch", min=1, max=1024), torch.export.Dim("sequence", min=2, max=clf.max_length)
         torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names, output_names=out_names,
                           opset_version=opset, dynamo=True, dynamic_shapes={k: {0: batch, 1: seq} for k in names},
                           external_data=False, verbose=False)
-    return 0
+        return 0
+    # BERT: trace with the classic attention (MatMul-Softmax-MatMul) through the TorchScript exporter.
+    # Left plain by default: on a 2-core Xeon with VNNI/AMX, onnxruntime 1.32's fused kernels were the
+    # slow part of the int8 e5-small graph (SkipLayerNormalization 3.7 ns an element against 1.0 for
+    # LayerNormalization; QAttention 36% of the time); the plain graph with its mask bounded (below)
+    # and without the SkipLayerNorm fusion at load (predict.ORT_DISABLED_OPTIMIZERS) runs int8 at 1.94x
+    # PyTorch eager where the fused one ran 1.58x (`nabra bench predict`, 2,000 corpus statements).
+    # `graph="fused"` keeps onnxruntime's transformer fusion (Attention / SkipLayerNorm / BiasGelu),
+    # which measured faster on an AMD EPYC (AVX2) in an earlier session.
+    model.encoder.config._attn_implementation = "eager"
+    torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names, output_names=out_names,
+                      dynamic_axes={k: {0: "batch", 1: "sequence"} for k in names}, opset_version=17,
+                      dynamo=False)
+    if graph == "fused":
+        from onnxruntime.transformers import optimizer
+
+        fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=enc_cfg.num_attention_heads,
+                                         hidden_size=enc_cfg.hidden_size)
+        fused.save_model_to_file(str(path))
+        return 0
+    return bound_attention_mask(path)
 
 
 # The additive attention mask puts float32's minimum on padded keys. onnxruntime's Softmax is 5-14x
@@ -145,7 +144,7 @@ def ffn_out_nodes(path: Path) -> list[str]:
     g = onnx.load(str(path), load_external_data=False).graph
     shapes = {i.name: tuple(i.dims) for i in g.initializer}
     wide = {s for s in shapes.values() if len(s) == 2 and s[0] > s[1]}  # [intermediate, hidden]: FFN down-projection
-    return [n.name for n in g.node if n.op_type == "MatMul" and "/outlier_" not in n.name
+    return [n.name for n in g.node if n.op_type == "MatMul" and OUTLIER_BRANCH not in n.name
             and any(shapes.get(i) in wide for i in n.input)]
 
 
@@ -161,6 +160,7 @@ def ffn_out_nodes(path: Path) -> list[str]:
 # each) 96.0 / 96.5% same label on dev for seed 42 against 96.6 / 96.7%. `nabra bench predict`: whole
 # feed-forward outputs fp32 1.94x PyTorch, split 2.75x, all int8 2.8x.
 OUTLIER_STEP = 0.1
+OUTLIER_BRANCH = "/outlier_"  # in the traced node names of split_outlier_channels' side branches
 FFN_OUT_CHOICES = ("split", "none", "all")
 
 
@@ -238,7 +238,7 @@ def outlier_nodes(path: Path) -> list[str]:
     import onnx
 
     g = onnx.load(str(path), load_external_data=False).graph
-    return [n.name for n in g.node if n.op_type == "MatMul" and "/outlier_" in n.name]
+    return [n.name for n in g.node if n.op_type == "MatMul" and OUTLIER_BRANCH in n.name]
 
 
 def quantize(out: Path, keep: list[str]) -> list[str]:

@@ -141,3 +141,26 @@ def test_export_round_trip_on_the_gold_test_split(gold_run, gold_dataset, tmp_pa
     info = json.loads((out / "export_info.json").read_text())
     for task, r in info["int8_f1"].items():
         assert r["change_points"] >= -1.0, (task, r)  # int8 loses at most 1 point of macro-F1
+
+
+def test_fused_onnx_graph_fuses_attention_with_the_bounded_mask(sample_run, tmp_path):
+    """`--onnx-graph fused`: every layer's attention is one Attention node masking at MASK_FLOOR, the fp32
+    graph passes the export's parity check and labels statements of mixed lengths like PyTorch."""
+    import onnx
+
+    from nabra.train.export import MASK_FLOOR
+
+    out = tmp_path / "fused"
+    assert cli("export", "--model", sample_run, "--out", out, "--onnx-graph", "fused") == 0
+    info = json.loads((out / "export_info.json").read_text())
+    assert info["onnx_graph"] == "fused" and max(info["onnx_max_abs_logit_diff"].values()) < 1e-3
+    layers = json.loads((out / "config.json").read_text())["encoder"]["num_hidden_layers"]
+    attention = [n for n in onnx.load(str(out / "model.onnx")).graph.node if n.op_type == "Attention"]
+    assert len(attention) == layers
+    for n in attention:
+        assert [onnx.helper.get_attribute_value(a) for a in n.attribute if a.name == "mask_filter_value"] == [MASK_FLOOR]
+    texts = ["أدانت الوزارة الهجوم الإرهابي بشدة", "بعث الرئيس برقية عزاء", "حذر الوزير من عواقب التصعيد",
+             "أعرب وزير الخارجية عن قلق المملكة البالغ من تطورات الأوضاع وحذر من عواقب التصعيد على أمن المنطقة"]
+    ref = StanceClassifier.from_pretrained(out, backend="torch").predict(texts)
+    got = StanceClassifier.from_pretrained(out, backend="onnx", onnx_file="model.onnx").predict(texts)
+    assert [r["stance"] for r in got] == [r["stance"] for r in ref]

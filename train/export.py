@@ -82,20 +82,38 @@ def export_onnx(clf: StanceClassifier, out: Path, sample_texts: list[str], opset
     # LayerNormalization; QAttention 36% of the time); the plain graph with its mask bounded (below)
     # and without the SkipLayerNorm fusion at load (predict.ORT_DISABLED_OPTIMIZERS) runs int8 at 1.94x
     # PyTorch eager where the fused one ran 1.58x (`nabra bench predict`, 2,000 corpus statements).
-    # `graph="fused"` keeps onnxruntime's transformer fusion (Attention / SkipLayerNorm / BiasGelu),
-    # which measured faster on an AMD EPYC (AVX2) in an earlier session.
+    # `graph="fused"` applies onnxruntime's transformer fusion (Attention, BiasGelu), which measured
+    # faster on an AMD EPYC (AVX2) in an earlier session; on the Xeon, split int8 e5-small, 2.50x
+    # PyTorch against the plain graph's 2.55x in the same run.
     model.encoder.config._attn_implementation = "eager"
     torch.onnx.export(wrapper, tuple(enc[k] for k in names), str(path), input_names=names, output_names=out_names,
                       dynamic_axes={k: {0: "batch", 1: "sequence"} for k in names}, opset_version=17,
                       dynamo=False)
+    n_mask = bound_attention_mask(path)
     if graph == "fused":
-        from onnxruntime.transformers import optimizer
+        fuse_bert(path, enc_cfg.num_attention_heads, enc_cfg.hidden_size)
+    return n_mask
 
-        fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=enc_cfg.num_attention_heads,
-                                         hidden_size=enc_cfg.hidden_size)
-        fused.save_model_to_file(str(path))
-        return 0
-    return bound_attention_mask(path)
+
+def fuse_bert(path: Path, num_heads: int, hidden_size: int) -> int:
+    """onnxruntime's BERT fusion of the (mask-bounded) traced graph at `path`, in place, without the
+    SkipLayerNorm fusions (slow here, see predict.ORT_DISABLED_OPTIMIZERS) and EmbedLayerNorm (the
+    graph measured above fused without it). The fused Attention masks padded keys with its own constant
+    (mask_filter_value, -10000 by default): set to MASK_FLOOR for the same reason as the traced mask.
+    Returns how many Attention nodes it made."""
+    from onnx import helper
+    from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    opts = FusionOptions("bert")
+    opts.enable_skip_layer_norm = opts.enable_bias_skip_layer_norm = opts.enable_embed_layer_norm = False
+    fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
+                                     optimization_options=opts)
+    attention = [n for n in fused.model.graph.node if n.op_type == "Attention"]
+    for n in attention:
+        n.attribute.append(helper.make_attribute("mask_filter_value", MASK_FLOOR))
+    fused.save_model_to_file(str(path))
+    return len(attention)
 
 
 # The additive attention mask puts float32's minimum on padded keys. onnxruntime's Softmax is 5-14x

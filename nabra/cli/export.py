@@ -19,7 +19,7 @@ def register(sub) -> None:
                         "fp32: slower) or all (int8 outliers too: least accurate)")
     p.add_argument("--onnx-graph", choices=["plain", "fused"], default="plain",
                    help="BERT encoders: the traced graph (onnxruntime fuses at load; faster on the Xeon measured) "
-                        "or onnxruntime's transformer fusion (Attention, SkipLayerNorm; faster on the AMD EPYC measured)")
+                        "or onnxruntime's transformer fusion (Attention, BiasGelu; faster on the AMD EPYC measured)")
     p.set_defaults(func=run)
 
 

@@ -95,12 +95,11 @@ def export_onnx(clf: StanceClassifier, out: Path, sample_texts: list[str], opset
     return n_mask
 
 
-def fuse_bert(path: Path, num_heads: int, hidden_size: int) -> int:
+def fuse_bert(path: Path, num_heads: int, hidden_size: int) -> None:
     """onnxruntime's BERT fusion of the (mask-bounded) traced graph at `path`, in place, without the
     SkipLayerNorm fusions (slow here, see predict.ORT_DISABLED_OPTIMIZERS) and EmbedLayerNorm (the
     graph measured above fused without it). The fused Attention masks padded keys with its own constant
-    (mask_filter_value, -10000 by default): set to MASK_FLOOR for the same reason as the traced mask.
-    Returns how many Attention nodes it made."""
+    (mask_filter_value, -10000 by default): set to MASK_FLOOR for the same reason as the traced mask."""
     from onnx import helper
     from onnxruntime.transformers import optimizer
     from onnxruntime.transformers.fusion_options import FusionOptions
@@ -109,11 +108,10 @@ def fuse_bert(path: Path, num_heads: int, hidden_size: int) -> int:
     opts.enable_skip_layer_norm = opts.enable_bias_skip_layer_norm = opts.enable_embed_layer_norm = False
     fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
                                      optimization_options=opts)
-    attention = [n for n in fused.model.graph.node if n.op_type == "Attention"]
-    for n in attention:
-        n.attribute.append(helper.make_attribute("mask_filter_value", MASK_FLOOR))
+    for n in fused.model.graph.node:
+        if n.op_type == "Attention":
+            n.attribute.append(helper.make_attribute("mask_filter_value", MASK_FLOOR))
     fused.save_model_to_file(str(path))
-    return len(attention)
 
 
 # The additive attention mask puts float32's minimum on padded keys. onnxruntime's Softmax is 5-14x

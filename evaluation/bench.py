@@ -272,7 +272,8 @@ def save_bench_model(model, tok, pre, out: Path) -> None:
 
 
 def bench_predict(model_dir: str | Path, texts: list[str], work: Path, name: str, threads: int = 2,
-                  batch_size: int = 32, repeat: int = 2, log=print, int8_ffn_out: str = "split") -> dict:
+                  batch_size: int = 32, repeat: int = 2, log=print, int8_ffn_out: str = "split",
+                  graph: str = "plain") -> dict:
     """statements/s for PyTorch fp32 eager, ONNX Runtime fp32 and int8 on the same statements (best of
     `repeat` rounds each, as timeit does: the least disturbed pass), plus the parity figures (max logit
     difference, label agreement)."""
@@ -285,9 +286,9 @@ def bench_predict(model_dir: str | Path, texts: list[str], work: Path, name: str
     exp = work / f"export_{name}"
     # int8 calibration (outlier channels) on 256 of the statements
     export.run(model_dir, exp, ["hf", "onnx", "onnx-int8"], sample_texts=texts[:16], log=lambda s: None,
-               int8_ffn_out=int8_ffn_out, calib_texts=texts[:256])
+               int8_ffn_out=int8_ffn_out, calib_texts=texts[:256], graph=graph)
     res = {"model": name, "statements": len(texts), "threads": threads, "batch_size": batch_size, "repeat": repeat,
-           "int8_ffn_out": int8_ffn_out}
+           "int8_ffn_out": int8_ffn_out, "onnx_graph": graph}
     logits, clfs, best = {}, {}, {}
     for label, backend, f in (("torch_fp32", "torch", None), ("onnx_fp32", "onnx", "model.onnx"),
                               ("onnx_int8", "onnx", "model.int8.onnx")):

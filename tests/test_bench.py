@@ -33,6 +33,10 @@ def test_bench_predict_tiny(sample_run, sample_corpus, tmp_path):
     res = json.loads((tmp_path / "p.json").read_text())[0]
     assert res["onnx_fp32_max_abs_diff"] < 1e-3
     assert res["model"] == Path(sample_run).name  # named after the folder measured
+    assert cli("bench", "predict", "--model", sample_run, "--corpus", sample_corpus, "--n", "50", "--repeat", "1",
+               "--onnx-graph", "fused", "--json", tmp_path / "f.json") == 0
+    res = json.loads((tmp_path / "f.json").read_text())[0]
+    assert res["onnx_graph"] == "fused" and res["onnx_fp32_max_abs_diff"] < 1e-3
 
 
 def test_bench_corpus_sizes_synthetic_and_workers(tmp_path, capsys):

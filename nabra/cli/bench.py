@@ -44,6 +44,8 @@ def register(sub) -> None:
     r.add_argument("--repeat", type=int, default=2, help="timed passes per backend; the best is reported")
     r.add_argument("--int8-ffn-out", choices=["split", "none", "all"], default="split",
                    help="feed-forward output MatMuls in int8, as `nabra export --int8-ffn-out`")
+    r.add_argument("--onnx-graph", choices=["plain", "fused"], default="plain",
+                   help="the ONNX graph measured, as `nabra export --onnx-graph`")
     r.add_argument("--json", help="also write the figures here")
     r.set_defaults(func=run_predict)
 
@@ -110,7 +112,7 @@ def run_predict(args) -> int:
     work = Path(tempfile.mkdtemp(prefix="nabra-bench-"))
     # named after the model's folder: any run or export folder is measured, not only the tiny model
     name = Path(args.model).resolve().name
-    kw = dict(threads=args.threads, repeat=args.repeat, int8_ffn_out=args.int8_ffn_out)
+    kw = dict(threads=args.threads, repeat=args.repeat, int8_ffn_out=args.int8_ffn_out, graph=args.onnx_graph)
     res = [bench_predict(args.model, texts, work, name, **kw)]
     if args.base:
         res.append(bench_predict(base_model_dir(_texts(args.corpus, 100000, 1), work / "base"), texts, work, "bert-base", **kw))

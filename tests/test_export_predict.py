@@ -164,3 +164,11 @@ def test_fused_onnx_graph_fuses_attention_with_the_bounded_mask(sample_run, tmp_
     ref = StanceClassifier.from_pretrained(out, backend="torch").predict(texts)
     got = StanceClassifier.from_pretrained(out, backend="onnx", onnx_file="model.onnx").predict(texts)
     assert [r["stance"] for r in got] == [r["stance"] for r in ref]
+
+
+def test_cli_int8_choices_are_the_exporters():
+    """The CLI keeps its own copy of the choices (to start without the exporter's imports): the same ones."""
+    from nabra.cli.export import INT8_FFN_OUT
+    from nabra.train.export import FFN_OUT_CHOICES
+
+    assert INT8_FFN_OUT == FFN_OUT_CHOICES

@@ -5,6 +5,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from nabra.cli.export import INT8_FFN_OUT, ONNX_GRAPHS
+
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="speed/memory benchmarks: corpus build, training throughput, inference")
@@ -42,9 +44,9 @@ def register(sub) -> None:
     r.add_argument("--base", action="store_true", help="also a BERT-base sized model from config")
     r.add_argument("--threads", type=int, default=2)
     r.add_argument("--repeat", type=int, default=2, help="timed passes per backend; the best is reported")
-    r.add_argument("--int8-ffn-out", choices=["split", "none", "all"], default="split",
+    r.add_argument("--int8-ffn-out", choices=INT8_FFN_OUT, default="split",
                    help="feed-forward output MatMuls in int8, as `nabra export --int8-ffn-out`")
-    r.add_argument("--onnx-graph", choices=["plain", "fused"], default="plain",
+    r.add_argument("--onnx-graph", choices=ONNX_GRAPHS, default="plain",
                    help="the ONNX graph measured, as `nabra export --onnx-graph`")
     r.add_argument("--json", help="also write the figures here")
     r.set_defaults(func=run_predict)

@@ -4,6 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+# the choices `nabra export` and `nabra bench predict` share (kept here, not in nabra.train.export: the
+# CLI stays light to start; export.run checks the int8 one against its FFN_OUT_CHOICES)
+INT8_FFN_OUT = ("split", "none", "all")
+ONNX_GRAPHS = ("plain", "fused")
+
 
 def register(sub) -> None:
     p = sub.add_parser("export", help="export a model: HF folder + model card, ONNX, int8 ONNX (with parity checks)")
@@ -13,11 +18,11 @@ def register(sub) -> None:
     p.add_argument("--data", help="dataset folder: int8 macro-F1 is checked on its --split")
     p.add_argument("--split", default="test", choices=["dev", "test"], help="split for the int8 F1 check")
     p.add_argument("--report", help="report.json from `nabra evaluate`, for the model card")
-    p.add_argument("--int8-ffn-out", choices=["split", "none", "all"], default="split",
+    p.add_argument("--int8-ffn-out", choices=INT8_FFN_OUT, default="split",
                    help="feed-forward output MatMuls in int8: split (int8, with the few channels whose activations "
                         "have outliers, found on --data's train split, in an fp32 side branch), none (they stay "
                         "fp32: slower) or all (int8 outliers too: least accurate)")
-    p.add_argument("--onnx-graph", choices=["plain", "fused"], default="plain",
+    p.add_argument("--onnx-graph", choices=ONNX_GRAPHS, default="plain",
                    help="BERT encoders: the traced graph (onnxruntime fuses at load; faster on the Xeon measured) "
                         "or onnxruntime's transformer fusion (Attention, BiasGelu; faster on the AMD EPYC measured)")
     p.set_defaults(func=run)

@@ -166,9 +166,16 @@ def test_fused_onnx_graph_fuses_attention_with_the_bounded_mask(sample_run, tmp_
     assert [r["stance"] for r in got] == [r["stance"] for r in ref]
 
 
-def test_cli_int8_choices_are_the_exporters():
-    """The CLI keeps its own copy of the choices (to start without the exporter's imports): the same ones."""
-    from nabra.cli.export import INT8_FFN_OUT
-    from nabra.train.export import FFN_OUT_CHOICES
+def test_cli_choices_are_the_exporters(tmp_path):
+    """The CLI keeps its own copy of the choices (to start without the exporter's imports): the same ones;
+    the Python API refuses a value outside them before loading anything."""
+    from nabra.cli.export import INT8_FFN_OUT, ONNX_GRAPHS
+    from nabra.train import export
+    from nabra.train.export import FFN_OUT_CHOICES, GRAPH_CHOICES, ExportError
 
     assert INT8_FFN_OUT == FFN_OUT_CHOICES
+    assert ONNX_GRAPHS == GRAPH_CHOICES
+    with pytest.raises(ExportError, match="graph must be one of plain, fused, got 'fuse'"):
+        export.run(tmp_path / "no-model", tmp_path / "out", ["onnx"], graph="fuse")
+    with pytest.raises(ExportError, match="int8_ffn_out must be one of split, none, all, got 'some'"):
+        export.run(tmp_path / "no-model", tmp_path / "out", ["onnx-int8"], int8_ffn_out="some")

@@ -178,6 +178,7 @@ def ffn_out_nodes(path: Path) -> list[str]:
 OUTLIER_STEP = 0.1
 OUTLIER_BRANCH = "/outlier_"  # in the traced node names of split_outlier_channels' side branches
 FFN_OUT_CHOICES = ("split", "none", "all")
+GRAPH_CHOICES = ("plain", "fused")  # export_onnx's graph: traced as is, or with onnxruntime's BERT fusion
 
 
 def outlier_channels(clf: StanceClassifier, texts: list[str]) -> dict[int, list[int]]:
@@ -305,6 +306,8 @@ def run(model_dir: str | Path, out: str | Path, formats: list[str], eval_df=None
     texts), in an fp32 side branch), "none" (they stay fp32) or "all" (int8, outliers too)."""
     if int8_ffn_out not in FFN_OUT_CHOICES:
         raise ExportError(f"int8_ffn_out must be one of {', '.join(FFN_OUT_CHOICES)}, got {int8_ffn_out!r}")
+    if graph not in GRAPH_CHOICES:
+        raise ExportError(f"graph must be one of {', '.join(GRAPH_CHOICES)}, got {graph!r}")
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise ExportError(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")

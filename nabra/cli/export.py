@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 # the choices `nabra export` and `nabra bench predict` share (kept here, not in nabra.train.export: the
-# CLI stays light to start; export.run checks the int8 one against its FFN_OUT_CHOICES)
+# CLI stays light to start; a test keeps them equal to export.run's FFN_OUT_CHOICES and GRAPH_CHOICES)
 INT8_FFN_OUT = ("split", "none", "all")
 ONNX_GRAPHS = ("plain", "fused")
 

@@ -39,6 +39,7 @@ def _norm_char(ch: str) -> str:
 
 # Any character _norm_char changes: a line without one and without a double space inside is normal
 # once stripped of its end spaces (most lines: the fast path below skips the per-character loop).
+_LINE_END = re.compile(r"(\r\n|\r|\n)")  # captured: split() keeps each line's end, for the offsets
 _SPECIAL = re.compile("[" + "".join(sorted(_DROP | _SPACES)) + "\uFB50-\uFDFF\uFE70-\uFEFF\uFF01-\uFF5E]")
 
 
@@ -124,14 +125,20 @@ class Cleaner:
 
     def clean(self, raw: str) -> Cleaned:
         """Returns the cleaned body, its offset map and the furniture lines it dropped."""
-        raw = raw.replace("\r\n", "\n").replace("\r", "\n") if "\r" in raw else raw
         lines: list[tuple[str, list[int]]] = []
         dropped: list[tuple[str, str]] = []
         mode = None  # None | "block" (read-also headline) | "list" (related articles)
         pos = 0
-        for rawline in raw.split("\n"):
+        # lines split where they end in the raw text itself (\r\n and \r included), so the offsets
+        # index the text as given, not a copy with its line ends rewritten
+        if "\r" in raw:
+            parts = _LINE_END.split(raw)
+            raw_lines = zip(parts[0::2], [len(e) for e in parts[1::2]] + [0])
+        else:
+            raw_lines = ((line, 1) for line in raw.split("\n"))
+        for rawline, end_len in raw_lines:
             text, offs = normalize_line(rawline, pos)
-            pos += len(rawline) + 1
+            pos += len(rawline) + end_len
             if not text:
                 continue
             if any(p.search(text) for p in self.lists):

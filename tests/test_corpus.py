@@ -130,6 +130,20 @@ def test_offsets_point_at_the_statement(sample_corpus):
         assert raws[s.article_id][s.raw_start:s.raw_end] == s.text  # sample has nothing to normalise
 
 
+@pytest.mark.parametrize("eol", ["\r\n", "\r", "\n\r\n"])
+def test_raw_offsets_survive_windows_and_old_mac_line_ends(tmp_path, eol):
+    """Line ends are not rewritten before the offsets are taken: raw_start/raw_end index the text as read."""
+    raw = (SAMPLE / "article.txt").read_text("utf-8").replace("\n", eol)
+    (tmp_path / "crlf.txt").write_text(raw, "utf-8", newline="")
+    assert cli("corpus", "build", "--input", tmp_path / "crlf.txt", "--out", tmp_path / "out") == 0
+    st, arts, _ = load_corpus(tmp_path / "out")
+    assert "\r" in arts.raw.iloc[0] and len(st) > 5
+    for s in st.itertuples():
+        assert arts.raw.iloc[0][s.raw_start:s.raw_end] == s.text
+    ref = Cleaner(CFG.furniture).clean(raw.replace("\r\n", "\n").replace("\r", "\n"))
+    assert Cleaner(CFG.furniture).clean(raw).body == ref.body  # the same statements as with \n alone
+
+
 # ----------------------------------------------------------------------------- filters, dups, rejects
 def test_filters_duplicates_and_rejects(tmp_path):
     arts = [{"text": BODY1 + "\nقصير جدا.\n" + "Latin text only here, nothing Arabic at all in it."},

@@ -95,8 +95,11 @@ def decode(data: bytes, name: str) -> tuple[str | None, str | None]:
         return None, "binary file (NUL bytes), not text"
     try:
         return _binary_check(data.decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        pass
+    except UnicodeDecodeError as e:
+        if _mostly_utf8(data):  # Windows-1256 would turn its Arabic into mojibake that still looks Arabic
+            line = data.count(b"\n", 0, e.start) + 1
+            return None, (f"not valid UTF-8 at line {line} (byte {e.start}: {e.reason}); "
+                          "the rest is UTF-8, so it is not read as Windows-1256: fix or re-encode that line")
     try:
         text = data.decode("cp1256")
     except UnicodeDecodeError as e:
@@ -105,6 +108,29 @@ def decode(data: bytes, name: str) -> tuple[str | None, str | None]:
     if arabic < 0.2 * max(1, sum(c.isalpha() for c in text)):
         return None, "not UTF-8; Windows-1256 decoding gives no Arabic text"
     return _binary_check(text)
+
+
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+
+
+def _mostly_utf8(data: bytes) -> bool:
+    """UTF-8 but for a few stray bytes (at most 1 in 20 non-ASCII bytes fails). Windows-1256 Arabic
+    fails at nearly every letter, as its letters are single bytes that UTF-8 reads as broken sequences."""
+    high = len(data) - len(data.translate(None, _HIGH_BYTES))
+    return data.decode("utf-8", "replace").count("\ufffd") <= 0.05 * high
+
+
+def _read_json_lines_bytes(data: bytes, file: str, fmt: str, first_line: int = 1) -> Iterator[Item]:
+    """JSON Lines whose bytes are UTF-8 but for some lines: each such line is one Problem (record
+    skipped, line named), every other record is read as usual."""
+    lines = data.split(b"\n")
+    for lineno, line in enumerate(lines, first_line):
+        try:
+            line.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            yield Problem(file, f"not valid UTF-8 (byte {e.start} of the line: {e.reason}); record skipped", lineno)
+            lines[lineno - first_line] = b""
+    yield from _read_json_text(b"\n".join(lines).decode("utf-8-sig"), file, fmt, first_line)
 
 
 # Text has next to no control, unassigned or private-use characters; binary data decoded as
@@ -202,11 +228,14 @@ def _read_zip(path: Path) -> Iterator[Item]:
             # damaged member data (zlib: "invalid distance too far back", CRC): this member only
             yield Problem(name, f"corrupt zip member, skipped ({type(e).__name__}: {e})")
             continue
+        suffix = Path(m).suffix.lower()
         text, err = decode(data, name)
+        if err and suffix in JSONL_EXT and _mostly_utf8(data) and not _starts_json_array(data[:4096].decode("utf-8", "replace")):
+            yield from _read_json_lines_bytes(data, name, "saudinewsnet-zip")
+            continue
         if err:
             yield Problem(name, err)
             continue
-        suffix = Path(m).suffix.lower()
         if suffix in JSONL_EXT:
             yield from _read_json_text(text, name, "saudinewsnet-zip")
         elif suffix in HTML_EXT:
@@ -260,11 +289,15 @@ def read_file(path: Path, span: tuple[int, int, int] | None = None) -> Iterator[
             yield Problem(name, "empty file")
         return
     text, err = decode(data, name)
+    first_line = span[2] if span else 1
+    if err and suffix in JSONL_EXT and _mostly_utf8(data) and (span or not _starts_json_array(data[:4096].decode("utf-8", "replace"))):
+        yield from _read_json_lines_bytes(data, name, "jsonl", first_line)  # only the bad lines are lost
+        return
     if err:
         yield Problem(name, err + (f" (bytes {span[0]}-{span[1]})" if span else ""))
         return
     if suffix in JSONL_EXT:
-        yield from _read_json_text(text, name, "jsonl", span[2] if span else 1)
+        yield from _read_json_text(text, name, "jsonl", first_line)
     elif suffix in HTML_EXT:
         yield _from_html(text, name)
     else:

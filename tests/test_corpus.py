@@ -193,6 +193,28 @@ def test_windows_1256_then_report():
     assert decode("plain english".encode("utf-16-le") + b"\xff\xfe", "x")[1] is not None
 
 
+def test_a_stray_byte_in_utf8_is_named_not_read_as_windows_1256(tmp_path, capsys):
+    """One bad byte used to send the whole file to the Windows-1256 fallback, which reads UTF-8 Arabic
+    as mojibake that still passes the Arabic check. Now JSON Lines lose only the bad line (named), a
+    text file is refused with the line named, and real Windows-1256 still decodes."""
+    lines = [json.dumps({"text": BODY1}, ensure_ascii=False).encode("utf-8"),
+             json.dumps({"text": "café " + BODY2}, ensure_ascii=False).encode("utf-8").replace("é".encode(), b"\xe9"),
+             json.dumps({"text": BODY2}, ensure_ascii=False).encode("utf-8")]
+    (tmp_path / "mixed.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (tmp_path / "stray.txt").write_bytes(BODY1.encode("utf-8") + b"\n\xff " + BODY2.encode("utf-8"))
+    code = cli("corpus", "build", "--input", tmp_path / "mixed.jsonl", tmp_path / "stray.txt",
+               "--out", tmp_path / "out", "--no-progress")
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "mixed.jsonl:2: not valid UTF-8 (byte 13 of the line: invalid continuation byte); record skipped" in err
+    assert "stray.txt: not valid UTF-8 at line 2 (byte" in err and "not read as Windows-1256" in err
+    st, arts, _ = load_corpus(tmp_path / "out")
+    assert sorted(arts.locator) == ["line 1", "line 3"]
+    assert set(st.text) >= {"أعلنت الوزارة عن خطة جديدة لتطوير التعليم في المدارس الحكومية."}
+    assert all("\u0600" <= c <= "\u06ff" or not c.isalpha() for t in st.text for c in t)  # no mojibake
+    assert decode(BODY1.encode("cp1256") + b"\n" + BODY2.encode("cp1256"), "x")[0] == BODY1 + "\n" + BODY2
+
+
 def test_nothing_built_is_an_error(tmp_path, capsys):
     assert cli("corpus", "build", "--input", tmp_path / "nope.txt", "--out", tmp_path / "out") == 2
     assert "nothing could be built" in capsys.readouterr().err

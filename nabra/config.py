@@ -6,11 +6,12 @@ mistyped keys fail with the dotted key name and the file they came from.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from nabra.paths import config_file
 
@@ -32,16 +33,27 @@ class Strict(BaseModel):
 
 
 # --------------------------------------------------------------------------- corpus
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as e:  # checked here, so a bad pattern names its key instead of failing inside a task
+        raise ValueError(f"not a regular expression ({e})") from None
+    return pattern
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+
+
 class FurnitureRules(Strict):
-    drop_line: list[str] = Field(
+    drop_line: list[Regex] = Field(
         default_factory=list, description="regexes; a matching line is furniture and is dropped")
-    block_start: list[str] = Field(
+    block_start: list[Regex] = Field(
         default_factory=list,
         description="regexes for 'read also' headers: the line and the headline lines after it are dropped")
-    list_start: list[str] = Field(
+    list_start: list[Regex] = Field(
         default_factory=list,
         description="regexes for related-article headers: the line and every list/headline line after it are dropped")
-    bullet: str = Field(r"^\s*[•●▪◦·*\-–]\s*", description="regex of a list bullet")
+    bullet: Regex = Field(r"^\s*[•●▪◦·*\-–]\s*", description="regex of a list bullet")
     headline_max_words: int = Field(25, description="a line without final punctuation and at most this many words reads as a headline")
 
 
@@ -104,7 +116,12 @@ def parse_overrides(pairs: list[str] | None) -> dict:
         parts = key.strip().split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            problem = str(getattr(e, "problem", "") or e).strip()
+            raise ConfigError(f"--set {pair!r}: the value is not valid YAML ({problem}); quote it, "
+                              f"e.g. --set '{key.strip()}=\"{value}\"'") from None
     return out
 
 
@@ -126,6 +143,8 @@ def read_yaml(path: str | Path) -> dict:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return data

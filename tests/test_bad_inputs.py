@@ -118,6 +118,22 @@ def test_unknown_override_names_the_override(tmp_path, capsys):
     assert "--set no.such.key=1: unknown key 'no.such.key'" in err and "corpus.yaml" not in err
 
 
+@pytest.mark.parametrize("how, message", [
+    ("config", "bad.yaml: key 'furniture.drop_line.1': Value error, not a regular expression (missing ), unterminated"),
+    ("set", "--set 'furniture.bullet=[': the value is not valid YAML"),
+    ("bytes", "bad.yaml: not UTF-8 text (invalid start byte at byte 0)"),
+])
+def test_bad_corpus_config_names_the_key_before_any_work(tmp_path, capsys, how, message):
+    """A pattern that does not compile failed inside a pipeline task (traceback, work folder left);
+    an override that is not YAML and a config that is not text raised from the YAML reader."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe" if how == "bytes" else 'furniture:\n  drop_line: ["ok", "(unclosed"]\n'.encode())
+    args = ["--set", "furniture.bullet=["] if how == "set" else ["--config", bad]
+    assert cli("corpus", "build", "--input", SAMPLE / "article.txt", "--out", tmp_path / "c", *args) == 2
+    assert message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [bad]  # no output, no work folder
+
+
 def test_failed_train_leaves_no_output_folder(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli("train", "--config", REPO_ROOT / "configs/train/tiny.yaml", "--data", tmp_path / "nodata",

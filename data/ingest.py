@@ -217,6 +217,9 @@ def _read_zip(path: Path) -> Iterator[Item]:
     except (zipfile.BadZipFile, OSError) as e:
         yield Problem(str(path), f"corrupt or unreadable zip ({e})")
         return
+    if not members:
+        yield Problem(str(path), "zip holds no file")
+        return
     counts: dict[str, int] = {}
     for info in sorted(members, key=lambda i: i.filename):
         m = info.filename
@@ -227,6 +230,9 @@ def _read_zip(path: Path) -> Iterator[Item]:
         except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as e:
             # damaged member data (zlib: "invalid distance too far back", CRC): this member only
             yield Problem(name, f"corrupt zip member, skipped ({type(e).__name__}: {e})")
+            continue
+        if not data.strip():
+            yield Problem(name, "empty file")  # as for a file on disk
             continue
         suffix = Path(m).suffix.lower()
         text, err = decode(data, name)

@@ -54,6 +54,21 @@ def test_damaged_zip_member_is_rejected_by_name_and_the_rest_built(tmp_path, cap
     assert any(r["kind"] == "input" and r["input_file"].endswith("day.zip!a.json") for r in rejects)
 
 
+def test_empty_zip_and_empty_member_are_reported_like_empty_files(tmp_path, capsys):
+    """They were skipped without a word, where an empty file on disk is an input problem."""
+    zipfile.ZipFile(tmp_path / "none.zip", "w").close()
+    with zipfile.ZipFile(tmp_path / "day.zip", "w") as z:
+        z.writestr("2015-01-01.json", " \n")
+        z.writestr("2015-01-02.json", _records("b"))
+    assert cli("corpus", "build", "--input", tmp_path / "none.zip", tmp_path / "day.zip", "--out", tmp_path / "c",
+               "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert "none.zip: zip holds no file" in err and "day.zip!2015-01-01.json: empty file" in err
+    rejects = [json.loads(l) for l in (tmp_path / "c/rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sum(r["kind"] == "input" for r in rejects) == 2
+    assert len(load_corpus(tmp_path / "c")[1]) == 30
+
+
 def test_damaged_zip_member_in_predict_keeps_the_good_member(sample_run, tmp_path, capsys):
     damaged_zip(tmp_path / "day.zip")
     assert cli("predict", sample_run, tmp_path / "day.zip", "--format", "jsonl") == 0

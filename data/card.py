@@ -124,8 +124,8 @@ def write_card(dataset_dir: str | Path, annotations: str | Path | None, path: Pa
               f"{ag['stance']['disagreements']} disagreements)",
               f"- Cohen's kappa, sentiment: {ag['sentiment']['kappa']:.3f} (observed agreement "
               f"{ag['sentiment']['observed_agreement']:.3f}, {ag['sentiment']['disagreements']} disagreements)",
-              f"- final labels: " + ", ".join(f"{k} {v}" for k, v in sorted(finals.items())),
-              f"- readings per annotator: " + ", ".join(f"{k} {v}" for k, v in sorted(annotators.items())), "",
+              "- final labels: " + ", ".join(f"{k} {v}" for k, v in sorted(finals.items())),
+              "- readings per annotator: " + ", ".join(f"{k} {v}" for k, v in sorted(annotators.items())), "",
               "Agreement between two readers of the same kind is an upper bound on what human annotators would reach; "
               "kappa between such agents probably runs higher than between people.", ""]
     L += ["## Splits", "",
@@ -135,7 +135,7 @@ def write_card(dataset_dir: str | Path, annotations: str | Path | None, path: Pa
           "is scored on the same test statements.", ""]
     for task in man["tasks"]:
         L += [f"### {task}", ""] + _table({s: c[s][task] for s in splits}, man["tasks"][task], splits) + [""]
-    L += [f"Articles per split: " + ", ".join(f"{s} {c[s]['articles']}" for s in splits) + ".", ""]
+    L += ["Articles per split: " + ", ".join(f"{s} {c[s]['articles']}" for s in splits) + ".", ""]
     if "weak_train" in c:
         L += [f"An optional weak-labelled training set (`weak_train.parquet`, gold groups excluded, label-model "
               f"confidence ≥ {man.get('weak_threshold')}) holds {c['weak_train']['statements']:,} statements.", ""]

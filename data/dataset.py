@@ -59,7 +59,6 @@ def assign_splits(df: pd.DataFrame, seed: int, frozen: dict[str, str], dev_share
     grow_test=False the other groups go to train and dev only (the dev share of train+dev kept)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    split = pd.Series("", index=df.index)
     group_split: dict[str, str] = {}
     for sid, grp in zip(df.statement_id, df.group):
         if sid in frozen:

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nabra.errors import UserError
+
 # ----------------------------------------------------------------------------- pool
 def frozen_heldout_ids(splits_dir: str | Path | None) -> tuple[set[str], set[str]]:
     """(held-out ids, train ids) of a splits folder: held-out = dev_ids.txt and every test*_ids.txt
@@ -39,8 +41,6 @@ def frozen_heldout_ids(splits_dir: str | Path | None) -> tuple[set[str], set[str
         return held, train
     d = Path(splits_dir)
     if not d.is_dir():
-        from nabra.errors import UserError
-
         raise UserError(f"{d}: no such splits folder")
     for f in sorted(d.glob("*_ids.txt")):
         ids = set(f.read_text(encoding="utf-8").split())
@@ -191,8 +191,6 @@ def draw_candidates(pool: pd.DataFrame, n: int, enrich: float, rng, log=print,
     rare = list(stances) if stances else [l for l in names if l != "neutral"]
     unknown = sorted(set(rare) - set(names))
     if unknown:
-        from nabra.errors import UserError
-
         raise UserError(f"--enrich-stances: unknown stance(s) {', '.join(unknown)} (labels: {', '.join(names)})")
     per = int(n * enrich) // len(rare)
     taken: list[int] = []
@@ -239,7 +237,6 @@ def suggest(model: str | Path, corpus: str | Path, n: int, out: str | Path, anno
 
     from nabra.data.annotate import export_tasks
     from nabra.data.corpus import load_corpus
-    from nabra.errors import UserError
     from nabra.io import write_atomic
     from nabra.paths import splits_dir as default_splits
     from nabra.train.predict import StanceClassifier, check_model_dir

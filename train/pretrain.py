@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from nabra.config import ConfigError, PretrainConfig
 from nabra.io import versions, write_json
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece

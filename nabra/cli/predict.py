@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from nabra.cli.main import positive_int
+from nabra.errors import UserError
 
 
 def register(sub) -> None:
@@ -32,7 +33,6 @@ def register(sub) -> None:
 
 def check_options(args) -> None:
     """Everything that can be checked without the model, checked before it loads (seconds, not a traceback)."""
-    from nabra.cli.main import UserError
     from nabra.data.ingest import expand_inputs
 
     if args.onnx_file and args.backend != "onnx":

@@ -1,6 +1,8 @@
 """`nabra train`: thin wrapper over nabra.train.trainer.run."""
 from __future__ import annotations
 
+from nabra.errors import UserError
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="fine-tune an encoder with one head per task (AraBERT by default)")
@@ -14,7 +16,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from nabra.cli.main import UserError
     from nabra.config import load_train_config
     from nabra.train.trainer import load_run_config, run as train_run
 

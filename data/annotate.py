@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from nabra.config import ConfigError, LabelSchema
-from nabra.io import sha1_text, write_atomic
+from nabra.io import read_text, sha1_text, write_atomic
 
 RECORD_KEYS = ["statement_id", "article_id", "start", "end", "text_sha1", "stance", "sentiment", "annotator", "pass"]
 TASKS = ("stance", "sentiment")  # the spec's record carries these two tasks
@@ -34,13 +34,17 @@ def read_records(path: str | Path) -> list[dict]:
         raise FileNotFoundError(f"{path}: no gold*.jsonl annotation file")
     out = []
     for f in files:
-        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+        for n, line in enumerate(read_text(f).splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ConfigError(f"{f}:{n}: invalid JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise ConfigError(f"{f}:{n}: not a JSON object (an annotation record is one object a line)")
+            if not isinstance(rec.get("statement_id", ""), str):
+                raise ConfigError(f"{f}:{n}: statement_id must be a string, got {rec['statement_id']!r}")
             missing = [k for k in RECORD_KEYS if k not in rec]
             if missing:
                 raise ConfigError(f"{f}:{n}: record lacks {missing}")
@@ -182,6 +186,9 @@ def _parse_ls(items: list) -> list[tuple[str, dict]]:
             out.append((loc, {"_error": "not a JSON object"}))
             continue
         if "data" in t:  # full export
+            if not isinstance(t["data"], dict):
+                out.append((loc, {"_error": "its 'data' is not a JSON object"}))
+                continue
             flat = dict(t["data"])
             anns = [a for a in t.get("annotations") or [] if not a.get("was_cancelled")]
             if anns:
@@ -190,7 +197,8 @@ def _parse_ls(items: list) -> list[tuple[str, dict]]:
                 for res in a.get("result", []):
                     ch = (res.get("value") or {}).get("choices") or []
                     if res.get("from_name") in TASKS and ch:
-                        flat[res["from_name"]] = ch[0]
+                        # a list of one choice; a bare string (hand-made exports) is that choice, not its letters
+                        flat[res["from_name"]] = ch if isinstance(ch, str) else ch[0]
             out.append((f"{loc} ({flat.get('statement_id')})", flat))
         else:  # JSON_MIN: fields flattened
             out.append((f"{loc} ({t.get('statement_id')})", dict(t)))
@@ -236,7 +244,7 @@ def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema,
             errors.append(f"{loc}: {d['_error']}")
             continue
         sid = d.get("statement_id")
-        if not sid or sid not in by_id.index:
+        if not isinstance(sid, str) or sid not in by_id.index:
             errors.append(f"{loc}: unknown statement id {sid!r}")
             continue
         st = by_id.loc[sid]

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from nabra.errors import UserError
+from nabra.io import read_text
 
 # ----------------------------------------------------------------------------- pool
 def frozen_heldout_ids(splits_dir: str | Path | None) -> tuple[set[str], set[str]]:
@@ -43,7 +44,7 @@ def frozen_heldout_ids(splits_dir: str | Path | None) -> tuple[set[str], set[str
     if not d.is_dir():
         raise UserError(f"{d}: no such splits folder")
     for f in sorted(d.glob("*_ids.txt")):
-        ids = set(f.read_text(encoding="utf-8").split())
+        ids = set(read_text(f).split())
         (train if f.name.startswith("train") else held).update(ids)
     return held, train
 

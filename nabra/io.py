@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterator
 
 from nabra.config import REPO_ROOT
+from nabra.errors import UserError
 
 TRACKED_PACKAGES = ["nabra", "torch", "transformers", "tokenizers", "datasets", "accelerate",
                     "scikit-learn", "numpy", "pandas", "pyarrow", "rensa", "trafilatura", "arabert",
@@ -40,6 +41,14 @@ def git_commit() -> str | None:
         return res.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file (a byte-order mark is dropped); one that is not UTF-8 is a UserError naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
 
 
 def sha1_text(text: str) -> str:

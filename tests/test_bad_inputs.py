@@ -261,3 +261,54 @@ def test_annotate_export_takes_plain_ids_and_names_a_bad_json_line(sample_corpus
                "--out", tmp_path / "b2.json") == 2
     err = capsys.readouterr().err
     assert "bad.jsonl line 2: invalid JSON" in err and "Traceback" not in err
+
+
+def test_annotate_export_names_a_non_utf8_file_reports_unknown_ids_and_mixed_passes(sample_corpus, tmp_path, capsys):
+    """Were: a UnicodeDecodeError traceback, ids not in the corpus dropped without a word, and a
+    KeyError when only some records carry a pass."""
+    import pandas as pd
+
+    ids = pd.read_parquet(sample_corpus / "statements.parquet").statement_id[:3].tolist()
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe" + ids[0].encode())
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", tmp_path / "bin.txt",
+               "--out", tmp_path / "b.json") == 2
+    assert "bin.txt: not UTF-8 text (invalid start byte at byte 0)" in capsys.readouterr().err
+    (tmp_path / "ids.txt").write_text(f"{ids[0]}\nNOPE-000\n", encoding="utf-8")
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", tmp_path / "ids.txt",
+               "--out", tmp_path / "b.json") == 0
+    assert "1 id(s) not in the corpus, not exported" in capsys.readouterr().err
+    assert (tmp_path / "b.rejects.txt").read_text(encoding="utf-8").startswith("NOPE-000: not in the corpus")
+    recs = [{"statement_id": ids[0], "pass": 1}, {"statement_id": ids[1]}, {"statement_id": ids[2], "pass": 2}]
+    (tmp_path / "mixed.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", tmp_path / "mixed.jsonl",
+               "--out", tmp_path / "m.json", "--pass", "1") == 0
+    assert [t["data"]["statement_id"] for t in json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))] == [ids[0]]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"5\n", "gold.jsonl:1: not a JSON object"),
+    (b'{"statement_id": ["x"]}\n', "gold.jsonl:1: statement_id must be a string, got ['x']"),
+    (b"\xff\n", "gold.jsonl: not UTF-8 text"),
+])
+def test_malformed_annotation_records_name_the_line(tmp_path, capsys, content, message):
+    (tmp_path / "ann").mkdir()
+    (tmp_path / "ann" / "gold.jsonl").write_bytes(content)
+    assert cli("label", "agreement", "--annotations", tmp_path / "ann") == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_label_studio_tasks_of_the_wrong_shape_are_rejected_by_task(sample_corpus, tmp_path, capsys):
+    rows = _csv_rows(sample_corpus)
+    good = {"data": {"statement_id": rows[0]["statement_id"]},
+            "annotations": [{"completed_by": "r1", "result": [
+                {"from_name": "stance", "value": {"choices": rows[0]["stance"]}},  # a bare string, not a list
+                {"from_name": "sentiment", "value": {"choices": [rows[0]["sentiment"]]}}]}]}
+    tasks = [{"data": 5}, {"statement_id": ["x"]}, good]
+    (tmp_path / "ls.json").write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "gold_new.jsonl"
+    assert cli("annotate", "import", tmp_path / "ls.json", "--corpus", sample_corpus, "--out", out) == 1
+    err = capsys.readouterr().err
+    assert "task #0: its 'data' is not a JSON object" in err and "unknown statement id ['x']" in err
+    (rec,) = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
+    assert (rec["stance"], rec["sentiment"]) == (rows[0]["stance"], rows[0]["sentiment"])

@@ -148,16 +148,23 @@ def run_export(args) -> int:
 
     from nabra.data.annotate import export_tasks
     from nabra.data.corpus import load_corpus
+    from nabra.io import write_atomic
 
     st, _, _ = load_corpus(args.corpus)
     recs = read_id_records(Path(args.ids))
-    if recs and "pass" in recs[0]:
+    if any("pass" in r for r in recs):  # annotation records: one pass of them (plain ids have none)
         want = args.pass_ if args.pass_ == "final" else int(args.pass_)
-        recs = [r for r in recs if r["pass"] == want]
-    ids = pd.DataFrame(recs)
+        recs = [r for r in recs if r.get("pass") == want]
+    ids = pd.DataFrame(recs, columns=None if recs else ["statement_id"])
     keep = [c for c in ("statement_id", "stance", "sentiment", "annotator", "pass") if c in ids.columns]
     rows = ids[keep].merge(st[["statement_id", "article_id", "start", "end", "text_sha1", "text"]], on="statement_id")
     out = Path(args.out)
+    missing = sorted(set(ids.statement_id) - set(rows.statement_id))
+    if missing:  # ids of another corpus, or mistyped: said, and listed, rather than dropped
+        rej = out.with_suffix(".rejects.txt")
+        write_atomic(rej, "".join(f"{i}: not in the corpus {args.corpus}\n" for i in missing))
+        print(f"warning: {len(missing)} id(s) not in the corpus, not exported (listed in {rej}): "
+              + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
     n = export_tasks(rows, out, out.with_suffix(".csv"))
     print(f"exported {n} tasks -> {out} and {out.with_suffix('.csv')}")
     return 0
@@ -226,10 +233,12 @@ def run_finalize(args) -> int:
 
 def read_id_records(path: Path) -> list[dict]:
     """JSONL records with a statement_id, or plain statement ids one per line; a bad line is named."""
+    from nabra.io import read_text  # here, not at the top: nabra.io loads pydantic (0.16 s at every start)
+
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     recs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(read_text(path).splitlines(), 1):
         line = line.strip()
         if not line:
             continue
@@ -240,7 +249,7 @@ def read_id_records(path: Path) -> list[dict]:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
             raise UserError(f"{path} line {n}: invalid JSON ({e.msg})") from None
-        if "statement_id" not in rec:
-            raise UserError(f"{path} line {n}: no statement_id")
+        if not isinstance(rec, dict) or not isinstance(rec.get("statement_id"), str):
+            raise UserError(f"{path} line {n}: no statement_id string")
         recs.append(rec)
     return recs

@@ -92,8 +92,14 @@ def test_resume_after_a_kill_ends_with_the_same_metrics(sample_dataset, sample_r
     assert list((tmp_path / "run/checkpoints").glob("checkpoint-*"))
     # starting again without --resume is refused: the checkpoints are not silently overwritten
     assert cli(*_train_args(sample_dataset, tmp_path / "run")) == 2
+    assert cli("train", "--resume", tmp_path / "run", "--set", "training.max_steps=40") == 2  # not silently ignored
     assert cli("train", "--resume", tmp_path / "run") == 0
     assert _metrics(tmp_path / "run") == _metrics(sample_run)
+    # resuming a finished run changes nothing (it trained one step more and rewrote the model)
+    ckpts, weights = sorted((tmp_path / "run/checkpoints").iterdir()), (tmp_path / "run/model/model.safetensors").read_bytes()
+    assert cli("train", "--resume", tmp_path / "run") == 0
+    assert sorted((tmp_path / "run/checkpoints").iterdir()) == ckpts
+    assert (tmp_path / "run/model/model.safetensors").read_bytes() == weights
 
 
 def test_gradient_accumulation_gives_the_same_gradients(sample_dataset, tmp_path):

@@ -429,6 +429,10 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
     set_seed(cfg.training.seed)
     precision_args(cfg)  # an impossible precision fails before anything is written
     ckpts = run_dir / "checkpoints"
+    if resume and (run_dir / "model").exists() and (run_dir / "dev_metrics.json").exists():
+        # finished: resuming again would train one step more and overwrite the model
+        log(f"{run_dir} is finished (model/ and dev_metrics.json written): nothing to resume")
+        return json.loads((run_dir / "dev_metrics.json").read_text(encoding="utf-8"))
     if resume and not (ckpts.exists() and any(ckpts.glob("checkpoint-*"))):
         log(f"no checkpoint in {ckpts}: starting from scratch")
         resume = False

@@ -20,6 +20,11 @@ def run(args) -> int:
     from nabra.train.trainer import load_run_config, run as train_run
 
     if args.resume:
+        given = [f for f, v in (("--config", args.config), ("--data", args.data), ("--out", args.out),
+                                ("--set", args.overrides)) if v]
+        if given:  # they used to be ignored without a word
+            raise UserError(f"--resume continues {args.resume} with its own config.yaml and dataset; "
+                            f"{', '.join(given)} cannot change them (start a new run with --out instead)")
         cfg, data = load_run_config(args.resume)
         out = args.resume
     else:

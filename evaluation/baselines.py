@@ -216,9 +216,13 @@ def train_baselines(data: dict[str, pd.DataFrame], label_lists: dict[str, list[s
     x_tr, x_dv = _texts(tr), _texts(dv)
     features = tfidf_features(x_tr, seed) if label_lists else None  # one fit for every task and C
     for task, labels in label_lists.items():
-        maj = Majority().fit(tr[task].tolist())
-        pipe, grid = fit_tfidf(x_tr, tr[task].tolist(), x_dv, dv[task].tolist(), labels,
-                               (headline or {}).get(task), seed, features)
+        # statements without a gold label for this task (training skips them too) are left out
+        mt, md = tr[task].notna().to_numpy(), dv[task].notna().to_numpy()
+        xt, xd = [x for x, k in zip(x_tr, mt) if k], [x for x, k in zip(x_dv, md) if k]
+        yt, yd = tr[task][mt].tolist(), dv[task][md].tolist()
+        maj = Majority().fit(yt)
+        pipe, grid = fit_tfidf(xt, yt, xd, yd, labels, (headline or {}).get(task), seed,
+                               features if mt.all() else (features[0], features[1][mt]))
         out[task] = {"majority": maj, "tfidf_svm": pipe}
         info[task] = {"majority_label": maj.label, "tfidf_dev_by_C": {str(k): v for k, v in grid.items()},
                       "tfidf_C": max(grid, key=lambda c: (grid[c], -c))}
@@ -226,7 +230,7 @@ def train_baselines(data: dict[str, pd.DataFrame], label_lists: dict[str, list[s
             out[task]["weak_labeller"] = WeakBaseline(task)
         if embedder is not None:
             elr = EmbeddingsLR(embedder)
-            grid = elr.fit(x_tr, tr[task].tolist(), x_dv, dv[task].tolist(), labels, (headline or {}).get(task), seed)
+            grid = elr.fit(xt, yt, xd, yd, labels, (headline or {}).get(task), seed)
             out[task]["embeddings_lr"] = elr
             info[task].update({"embeddings_lr_dev_by_C": {str(k): v for k, v in grid.items()},
                                "embeddings_lr_C": elr.C, "embeddings_lr_encoder": embedder.encoder})

@@ -81,6 +81,11 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
                                    "split_ids_hash": ids_hash(df.statement_id), "git_commit": git_commit(),
                                    "versions": versions()},
                     "tasks": {}, "baselines": {}, "errors": {}}
+    # a statement without a gold label for a task (training skips it too) is left out of that task's scores
+    gold = {t: df[t].notna().to_numpy() for t in label_lists}
+    unlabelled = {t: int((~g).sum()) for t, g in gold.items() if not g.all()}
+    if unlabelled:
+        report["unlabelled"] = unlabelled
     model_dirs = list(runs or ([] if model_dir is None else [model_dir]))
     per_run: dict[str, list[dict]] = {t: [] for t in label_lists}
     for i, md in enumerate(model_dirs):
@@ -101,11 +106,13 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
         for t in label_lists:
             if t not in preds:
                 continue
-            m = task_metrics(df[t].tolist(), preds[t], label_lists[t], probs[t], headline.get(t), n_boot, seed)
+            g = gold[t]
+            pred, prob = [p for p, k in zip(preds[t], g) if k], probs[t][g]
+            m = task_metrics(df[t][g].tolist(), pred, label_lists[t], prob, headline.get(t), n_boot, seed)
             per_run[t].append(m)
             if i == 0:
                 report["tasks"][t] = {"model": m}
-                report["errors"][t] = error_analysis(df, t, label_lists[t], preds[t], probs[t])
+                report["errors"][t] = error_analysis(df[g].reset_index(drop=True), t, label_lists[t], pred, prob)
     if len(model_dirs) > 1:
         report["aggregate"] = {t: aggregate(v) for t, v in per_run.items() if v}
     if with_baselines:
@@ -119,8 +126,10 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
             cache["baselines"] = bl
         report["baselines_info"] = bl["info"]
         for t, by_name in predict_baselines(bl, df).items():
-            report["baselines"][t] = {name: task_metrics(df[t].tolist(), p, label_lists[t], None, headline.get(t),
-                                                         n_boot, seed) for name, p in sorted(by_name.items())}
+            g = gold[t]
+            report["baselines"][t] = {name: task_metrics(df[t][g].tolist(), [x for x, k in zip(p, g) if k], label_lists[t],
+                                                         None, headline.get(t), n_boot, seed)
+                                      for name, p in sorted(by_name.items())}
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "report.json", json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
     pngs = plots(report, out)

@@ -175,3 +175,37 @@ def test_saved_baselines_score_like_fresh_ones(sample_run, sample_dataset, tmp_p
     a = json.loads((tmp_path / "saved/report.json").read_text())["baselines"]
     b = json.loads((tmp_path / "fresh/report.json").read_text())["baselines"]
     assert a == b
+
+
+def test_statements_without_a_gold_label_are_left_out_of_that_task(sample_run, sample_dataset, tmp_path):
+    """Training skips a statement with no gold label for a task; evaluation and the baselines raised."""
+    import shutil
+
+    import pandas as pd
+
+    ds = tmp_path / "ds"
+    shutil.copytree(sample_dataset, ds)
+    for split in ("train", "dev", "test"):
+        df = pd.read_parquet(ds / f"{split}.parquet")
+        df.loc[0, "sentiment"] = None
+        df.to_parquet(ds / f"{split}.parquet", index=False)
+    assert cli("evaluate", "--model", sample_run, "--data", ds, "--split", "test", "--bootstrap", "20",
+               "--out", tmp_path / "r") == 0
+    rep = json.loads((tmp_path / "r/report.json").read_text())
+    assert rep["unlabelled"] == {"sentiment": 1}
+    assert rep["tasks"]["sentiment"]["model"]["n"] == rep["n_statements"] - 1 == rep["tasks"]["stance"]["model"]["n"] - 1
+    assert rep["baselines"]["sentiment"]["tfidf_svm"]["n"] == rep["n_statements"] - 1
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("training.metric_weights.stanse=1", "training.metric_weights: stanse is not a task of data.tasks (stance, sentiment)"),
+    ("data.label_columns.sentimnt=x", "data.label_columns: sentimnt is not a task of data.tasks"),
+    ("training.loss_weights.stance=-1", "training.loss_weights: weights must be >= 0"),
+    ("training.metric_weights={stance: 0, sentiment: 0}", "every task weighs 0"),
+])
+def test_per_task_settings_name_real_tasks(sample_dataset, tmp_path, capsys, setting, message):
+    """A misspelt task in a per-task setting was ignored; all-zero metric weights divided by zero."""
+    assert cli("train", "--config", REPO_ROOT / "configs/train/tiny.yaml", "--data", sample_dataset,
+               "--out", tmp_path / "run", "--set", setting) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -29,12 +29,29 @@ from nabra.train.text import Preprocessor, check_model_available, load_tokenizer
 
 
 # ----------------------------------------------------------------------------- data
+def check_task_keys(cfg: TrainConfig) -> None:
+    """Per-task settings name tasks of data.tasks, and weights are >= 0 with some dev score left: a
+    misspelt task was ignored, and all-zero metric weights divided by zero after the first epoch."""
+    for key, by_task in (("training.loss_weights", cfg.training.loss_weights),
+                         ("training.metric_weights", cfg.training.metric_weights),
+                         ("data.label_columns", cfg.data.label_columns)):
+        unknown = sorted(set(by_task) - set(cfg.data.tasks))
+        if unknown:
+            raise ConfigError(f"{key}: {', '.join(unknown)} is not a task of data.tasks ({', '.join(cfg.data.tasks)})")
+    for key, w in (("training.loss_weights", cfg.training.loss_weights), ("training.metric_weights", cfg.training.metric_weights)):
+        if any(v < 0 for v in w.values()):
+            raise ConfigError(f"{key}: weights must be >= 0, got {w}")
+    if sum(cfg.training.metric_weights.get(t, 1.0) for t in cfg.data.tasks) <= 0:
+        raise ConfigError("training.metric_weights: every task weighs 0, so no dev score picks the best checkpoint")
+
+
 def load_data(cfg: TrainConfig, dataset_dir: str | Path, splits=("train", "dev")) -> tuple[dict, dict]:
     """Returns ({split: DataFrame with columns text[, text_pair], one per task}, {task: labels}).
 
     Columns are checked (and renamed through data.label_columns / text_column) before training."""
     man = dataset_manifest(dataset_dir)
     d = cfg.data
+    check_task_keys(cfg)
     label_lists = {}
     for t in d.tasks:
         if t not in man.get("tasks", {}):

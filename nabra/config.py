@@ -298,8 +298,21 @@ class PretrainConfig(Strict):
     max_statements: int | None = Field(None, description="cap on corpus statements used (sampled with the seed)")
 
 
+# what `nabra pretrain` reads of the shared model and training sections; anything else set there is a
+# fine-tuning setting it would record without applying
+PRETRAIN_USES = {"model": {"name_or_path", "tiny", "preprocess", "preprocess_model", "max_length"},
+                 "training": {"seed", "epochs", "max_steps", "batch_size", "grad_accum", "learning_rate",
+                              "weight_decay", "warmup", "group_by_length", "precision", "dataloader_workers", "threads"}}
+
+
 def load_pretrain_config(path: str | Path, overrides: list[str] | None = None) -> PretrainConfig:
-    return load(PretrainConfig, path, overrides)
+    cfg = load(PretrainConfig, path, overrides)
+    unused = [f"{sec}.{k}" for sec, used in PRETRAIN_USES.items()
+              for k, v in getattr(cfg, sec) if k not in used and v != getattr(type(getattr(cfg, sec))(), k)]
+    if unused:
+        raise ConfigError(f"nabra pretrain does not use {', '.join(unused)} (fine-tuning settings): "
+                          f"leave them out of {path} and --set")
+    return cfg
 
 
 # --------------------------------------------------------------------------- benchmarks

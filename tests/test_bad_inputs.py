@@ -312,3 +312,24 @@ def test_label_studio_tasks_of_the_wrong_shape_are_rejected_by_task(sample_corpu
     assert "task #0: its 'data' is not a JSON object" in err and "unknown statement id ['x']" in err
     (rec,) = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
     assert (rec["stance"], rec["sentiment"]) == (rows[0]["stance"], rows[0]["sentiment"])
+
+
+def test_export_checks_its_report_and_out_before_loading(sample_run, tmp_path, capsys):
+    """A bad --report gave a JSONDecodeError or KeyError traceback (after writing half the export), and
+    --out set to the model folder a shutil.SameFileError."""
+    (tmp_path / "bad.json").write_text("x", encoding="utf-8")
+    (tmp_path / "partial.json").write_text('{"tasks": {"stance": {}}, "split": "dev"}', encoding="utf-8")
+    for rep, message in (("bad.json", "not a JSON report"), ("partial.json", "lacks n_statements"),
+                         ("none.json", "no such file")):
+        assert cli("export", "--model", sample_run, "--out", tmp_path / "x", "--format", "hf",
+                   "--report", tmp_path / rep) == 2
+        assert message in capsys.readouterr().err
+    assert cli("export", "--model", sample_run, "--out", sample_run / "model", "--format", "hf") == 2
+    assert "is the model folder itself" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_pretrain_refuses_fine_tuning_settings_it_would_not_apply(sample_corpus, tmp_path, capsys):
+    assert cli("pretrain", "--config", REPO_ROOT / "configs/pretrain/tiny.yaml", "--corpus", sample_corpus,
+               "--out", tmp_path / "mlm", "--set", "model.freeze_layers=2", "--set", "model.input_prefix=q") == 2
+    assert "does not use model.input_prefix, model.freeze_layers" in capsys.readouterr().err

@@ -39,7 +39,9 @@ def run(args) -> int:
 
         df = load_split(args.data, args.split)
         calib = load_split(args.data, "train").text.tolist()[:256]  # int8 calibration: never the scored split
-    report = json.loads(Path(args.report).read_text(encoding="utf-8")) if args.report else None
+    report = read_report(Path(args.report)) if args.report else None
+    if Path(args.out).resolve() == Path(args.model).resolve() or Path(args.out).resolve() == (Path(args.model) / "model").resolve():
+        raise UserError(f"--out {args.out} is the model folder itself; export into a new folder")
     try:
         info = export_run(args.model, args.out, [f.strip() for f in args.format.split(",") if f.strip()], df, report, int8_ffn_out=args.int8_ffn_out,
                           graph=args.onnx_graph, calib_texts=calib)
@@ -49,3 +51,19 @@ def run(args) -> int:
         print(f"{name}: {mb} MB")
     print(f"exported to {args.out}")
     return 0
+
+
+def read_report(path: Path) -> dict:
+    """The `nabra evaluate` report.json whose figures go into the model card, checked for what the card reads."""
+    try:
+        rep = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"--report {path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"--report {path}: not a JSON report ({e})") from None
+    missing = [k for k in ("split", "n_statements", "tasks") if not isinstance(rep, dict) or k not in rep]
+    bad = [t for t, d in (rep.get("tasks") or {}).items() if not isinstance(d, dict) or "model" not in d] \
+        if isinstance(rep, dict) and isinstance(rep.get("tasks"), dict) else []
+    if missing or bad:
+        raise UserError(f"--report {path}: not a `nabra evaluate` report.json (lacks {', '.join(missing) or 'tasks.' + bad[0] + '.model'})")
+    return rep

@@ -17,5 +17,5 @@ def run(args) -> int:
 
     info = pretrain_run(load_pretrain_config(args.config, args.overrides), args.corpus, args.out)
     print(f"pretrained on {info['statements']:,} statements, {info['steps']} steps, final MLM loss {info['train_loss']}")
-    print(f"checkpoint written to {args.out} (use: --set model.name_or_path={args.out} model.tiny=null)")
+    print(f"checkpoint written to {args.out} (use: --set model.name_or_path={args.out} --set model.tiny=null)")
     return 0

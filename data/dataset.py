@@ -71,7 +71,13 @@ def assign_splits(df: pd.DataFrame, seed: int, frozen: dict[str, str], dev_share
             max(3, int(round((1 - test_share) / dev_share)))
         sub = df[free]
         y = sub["stance"].to_numpy()
-        k = min(n_folds, sub.group.nunique())
+        # fewer folds than wanted when even the largest stance class cannot fill them (a small gold set):
+        # StratifiedGroupKFold refuses more folds than that
+        k = min(n_folds, sub.group.nunique(), int(pd.Series(y).value_counts().max()))
+        if k < 3:
+            raise ConfigError(f"{len(sub)} gold statement(s) in {sub.group.nunique()} article group(s) outside the "
+                              "frozen splits are too few to split into train, dev and test (at least 3 groups and "
+                              "3 statements of one stance are needed)")
         sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         folds = np.zeros(len(sub), dtype=int)
         for f, (_, te) in enumerate(sgkf.split(np.zeros(len(sub)), y, sub.group.to_numpy())):
@@ -127,6 +133,7 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
             log(f"warning: {len(problems)} gold record(s) do not match the corpus:")
             for p in problems[:20]:
                 log("  " + p)
+            log(f"  (all of them, with reasons: {Path(out) / 'rejects.txt'})")
         if df.empty:
             raise ConfigError("no gold record matches this corpus: was it built from ../shared/data/saudinewsnet "
                               "with configs/corpus.yaml?")
@@ -184,6 +191,9 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
         info["counts"] = counts
         info["content_hash"] = ids_hash(f"{r.statement_id}|{r.split}|" + "|".join(str(getattr(r, t)) for t in tasks)
                                         for r in df.itertuples())
+        if problems:  # the gold records left out, each with its reason (the log shows the first 20)
+            info["rejects"] = "rejects.txt"
+            write_atomic(tmp / "rejects.txt", "\n".join(problems) + "\n")
         write_json(tmp / "manifest.json", info)
     if label_source == "gold" and splits_dir:
         for name in present if freeze else ["test-v2"] if test_v2 else []:

@@ -156,3 +156,26 @@ def test_real_build_keeps_articles_groups_and_clusters_apart_over_four_splits(go
     if not extra:  # the committed test-v2 (issue 12): at least 600 frozen ids, every one in the build
         v2 = _ids(REPO_ROOT / "data/splits/test-v2_ids.txt")
         assert len(v2) >= 600 and set(parts["test-v2"].statement_id) == v2
+
+
+def test_small_gold_set_splits_and_every_mismatch_is_written(sample_corpus, sample_gold_records, tmp_path, capsys):
+    """Five statements a stance (every class under StratifiedGroupKFold's 7 folds) gave a scikit-learn
+    traceback; gold records that do not match the corpus were only counted (the first 20 printed)."""
+    from nabra.data.annotate import write_records
+
+    by_stance: dict[str, list[dict]] = {}
+    for r in sample_gold_records:
+        by_stance.setdefault(r["stance"], []).append(r)
+    small = [dict(r) for rs in by_stance.values() for r in rs[:5]]
+    small[0]["text_sha1"] = "0" * 40
+    (tmp_path / "ann").mkdir()
+    write_records(small, tmp_path / "ann" / "gold.jsonl")
+    build = ["dataset", "build", "--corpus", sample_corpus, "--annotations", tmp_path / "ann", "--splits", tmp_path / "none"]
+    assert cli(*build, "--out", tmp_path / "ds") == 0
+    parts = _parts(tmp_path / "ds")
+    assert set(parts) >= {"train", "dev", "test"} and sum(len(p) for p in parts.values()) == len(small) - 1
+    assert (tmp_path / "ds" / "rejects.txt").read_text(encoding="utf-8") == \
+        f"{small[0]['statement_id']}: text hash mismatch: the rebuilt span is not the one that was labelled\n"
+    write_records(small[:2], tmp_path / "ann" / "gold.jsonl")
+    assert cli(*build, "--out", tmp_path / "ds2") == 2
+    assert "too few to split into train, dev and test" in capsys.readouterr().err

@@ -77,6 +77,24 @@ def test_broken_config_json_is_named(sample_run, tmp_path, capsys):
     assert f"{d / 'config.json'}: broken JSON" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "tokenizer_config.json").unlink(), "model folder lacks tokenizer_config.json"),
+    (lambda d: (d / "tokenizer.json").write_text("{}"), "tokenizer.json: not a tokenizers file"),
+    (lambda d: (d / "nabra_preprocess.json").write_text("{}"), "nabra_preprocess.json: kind must be one of none, arabert"),
+    (lambda d: (d / "nabra_preprocess.json").write_text('{"kind": "bogus", "prefix": ""}'), "(got 'bogus')"),
+    (lambda d: (d / "config.json").write_text(
+        (d / "config.json").read_text().replace('"task_order": [', '"task_order": ["foo", ')), "does not list the tasks"),
+])
+def test_damaged_tokenizer_preprocessing_or_task_order_is_named(sample_run, tmp_path, capsys, damage, message):
+    """Were: a pad-token ValueError after loading, KeyError 'kind' / 'added_tokens' / 'foo', and an unknown
+    preprocessing kind silently read as none."""
+    d = _copy_model(sample_run, tmp_path)
+    damage(d)
+    assert cli("predict", d, SAMPLE / "article.txt") == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
 def test_truncated_onnx_is_named(exported, tmp_path, capsys):
     d = tmp_path / "e"
     shutil.copytree(exported, d)

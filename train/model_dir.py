@@ -19,7 +19,8 @@ from pathlib import Path
 from nabra.train.text import PREPROCESS_FILE
 
 PIPELINE_FILE = "nabra_pipeline.json"
-REQUIRED = ["config.json", "tokenizer.json", PREPROCESS_FILE, PIPELINE_FILE]
+REQUIRED = ["config.json", "tokenizer.json", "tokenizer_config.json", PREPROCESS_FILE, PIPELINE_FILE]
+PREPROCESS_KINDS = ("none", "arabert")  # train/text.py's Preprocessor
 
 
 class ModelDirError(FileNotFoundError):
@@ -105,8 +106,18 @@ def validate(path: str | Path, backend: str, onnx_file: str | None = None) -> Pa
     cfg = _read_json(p / "config.json")
     if not isinstance(cfg.get("tasks"), dict) or not cfg["tasks"]:
         raise ModelDirError(f"{p / 'config.json'}: no 'tasks' label maps; not a nabra model config")
-    for f in ("tokenizer.json", PREPROCESS_FILE):
-        _read_json(p / f)
+    if cfg.get("task_order") is not None and sorted(cfg["task_order"]) != sorted(cfg["tasks"]):
+        raise ModelDirError(f"{p / 'config.json'}: task_order {cfg['task_order']} does not list the tasks "
+                            f"{sorted(cfg['tasks'])}")
+    # the keys the loaders read, so that a damaged file is named here, not a KeyError from inside them
+    tok = _read_json(p / "tokenizer.json")
+    if not isinstance(tok.get("model"), dict) or not isinstance(tok.get("added_tokens"), list):
+        raise ModelDirError(f"{p / 'tokenizer.json'}: not a tokenizers file (no 'model' or 'added_tokens')")
+    _read_json(p / "tokenizer_config.json")
+    pre = _read_json(p / PREPROCESS_FILE)
+    if pre.get("kind") not in PREPROCESS_KINDS or not isinstance(pre.get("prefix", ""), str):
+        raise ModelDirError(f"{p / PREPROCESS_FILE}: kind must be one of {', '.join(PREPROCESS_KINDS)} "
+                            f"(got {pre.get('kind')!r}) and prefix a string")
     pipe = load_pipeline(p)
     if not isinstance(pipe.get("max_length"), int) or pipe["max_length"] < 2:
         raise ModelDirError(f"{p / PIPELINE_FILE}: max_length is missing or not a number of tokens")

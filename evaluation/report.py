@@ -20,6 +20,7 @@ import pandas as pd
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split
 from nabra.evaluation.metrics import aggregate, task_metrics
 from nabra.io import git_commit, versions, write_atomic
+from nabra.train.model_dir import load_pipeline, resolve as resolve_model_dir
 
 
 def model_predictions(model_dir: str | Path, df: pd.DataFrame, backend: str = "torch") -> tuple[dict, dict]:
@@ -100,8 +101,14 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
             prov["run_seed"] = info.get("seed")
             prov["run_dataset_content_hash"] = info.get("dataset_content_hash")
             prov["run_git_commit"] = info.get("git_commit")
-            if encoder is None and i == 0:
-                encoder = baseline_encoder(prov["run_config"])
+        else:  # a model folder on its own (exported, copied): the run's record it carries
+            facts = load_pipeline(resolve_model_dir(md)).get("training_data") or {}
+            if facts.get("run_config"):
+                prov.update(run_config=facts["run_config"], run_seed=facts.get("seed"),
+                            run_dataset_content_hash=facts.get("dataset_content_hash"),
+                            run_git_commit=facts.get("git_commit"))
+        if encoder is None and i == 0 and prov.get("run_config"):
+            encoder = baseline_encoder(prov["run_config"])
         report["provenance"].setdefault("models", []).append(prov)
         for t in label_lists:
             if t not in preds:

@@ -194,3 +194,19 @@ def test_a_model_from_a_pretrained_encoder_loads_without_a_missing_pooler_report
     assert "MISSING" not in err and "pooler" not in err
     ids = torch.tensor([[2, 7, 9, 3]])
     torch.testing.assert_close(again(input_ids=ids).logits[0], model.eval()(input_ids=ids).logits[0])
+
+
+def test_a_model_folder_copied_away_from_its_run_keeps_its_record(sample_run, sample_dataset, tmp_path):
+    """The card and the evaluation provenance read the run's config.yaml / run_info.json beside the model
+    folder; a folder copied elsewhere said "seed None; git commit None" and lost its config."""
+    d = _copy_model(sample_run, tmp_path)
+    assert not (d.parent / "config.yaml").exists()
+    assert cli("export", "--model", d, "--out", tmp_path / "exp", "--format", "hf") == 0
+    card = (tmp_path / "exp/README.md").read_text(encoding="utf-8")
+    assert "seed 42;" in card and "git commit `None`" not in card
+    assert cli("evaluate", "--model", tmp_path / "exp", "--data", sample_dataset, "--split", "test", "--no-baselines",
+               "--bootstrap", "20", "--out", tmp_path / "ev") == 0
+    prov = json.loads((tmp_path / "ev/report.json").read_text())["provenance"]["models"][0]
+    run_cfg = yaml.safe_load((sample_run / "config.yaml").read_text(encoding="utf-8"))
+    assert prov["run_config"] == run_cfg and prov["run_seed"] == 42
+    assert prov["run_dataset_content_hash"] == json.loads((sample_dataset / "manifest.json").read_text())["content_hash"]

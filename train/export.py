@@ -377,7 +377,7 @@ def training_data_lines(data: dict, info: dict) -> list[str]:
     n_dev = data.get("dev_statements", info.get("dev_statements"))
     return [f"{n_tr} training and {n_dev} dev statements from {_data_origin(data)}, with {labels}.", "",
             f"Dataset content hash `{data.get('dataset_content_hash', info.get('dataset_content_hash'))}`; "
-            f"seed {info.get('seed')}; git commit `{info.get('git_commit')}`."]
+            f"seed {info.get('seed', data.get('seed'))}; git commit `{info.get('git_commit', data.get('git_commit'))}`."]
 
 
 def _default_texts() -> list[str]:
@@ -386,12 +386,14 @@ def _default_texts() -> list[str]:
             "بعث الرئيس برقية عزاء", "ارتفع المؤشر 20 نقطة"]
 
 
-def encoder_line(run_dir: Path, config) -> str:
-    """Which pretrained encoder the model was fine-tuned from (the run's config), or that it was built from a config."""
+def encoder_line(run_dir: Path, config, data: dict | None = None) -> str:
+    """Which pretrained encoder the model was fine-tuned from (the run's config, else the one the model
+    folder records), or that it was built from a config."""
     import yaml
 
     cfg = run_dir / "config.yaml"
-    m = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("model", {}) if cfg.exists() else {}
+    m = (yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}).get("model", {}) if cfg.exists() else \
+        ((data or {}).get("run_config") or {}).get("model", {})
     enc = config.encoder.get("model_type", "?")
     pooling = getattr(config, "pooling", "cls")
     if m.get("name_or_path"):
@@ -425,7 +427,7 @@ def model_card(config, src: Path, report: dict | None, data: dict | None = None)
          "## Labels", ""]
     for t, labels in tasks.items():
         L.append(f"- **{t}**: " + ", ".join(f"`{i}` {l}" for i, l in enumerate(labels)))
-    L += ["", "## Encoder", "", encoder_line(run_dir, config), ""]
+    L += ["", "## Encoder", "", encoder_line(run_dir, config, data), ""]
     L += ["## Training data", "", *training_data_lines(data, info), ""]
     L += ["## Evaluation", ""]
     if report and report.get("tasks"):

@@ -430,7 +430,9 @@ def pipeline_record(cfg: TrainConfig, dataset_dir, data: dict) -> tuple[dict, in
              "embedded_sample": sample in (man.get("corpus_input_sha256") or []),
              "corpus_config_from": "dataset manifest" if man.get("corpus_config") else "nabra defaults",
              "dataset_content_hash": man.get("content_hash"), "train_statements": len(data["train"]),
-             "dev_statements": len(data["dev"])}
+             "dev_statements": len(data["dev"]),
+             # the run's own record, so that a model folder copied away from its run still says how it was made
+             "seed": cfg.training.seed, "git_commit": git_commit(), "run_config": cfg.model_dump()}
     return corpus, cfg.model.max_length, facts
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nabra.config import ConfigError, TrainConfig
-from nabra.data.dataset import dataset_manifest, load_split
+from nabra.data.dataset import dataset_manifest, ids_hash, load_split
 from nabra.errors import UserError
 from nabra.io import write_atomic, write_json
 
@@ -64,7 +64,11 @@ def _point(cfg: TrainConfig, dataset_dir: Path, out: Path, f: float, sub: pd.Dat
             data.mkdir(parents=True, exist_ok=True)
             sub.to_parquet(data / "train.parquet", index=False)
             load_split(dataset_dir, "dev").to_parquet(data / "dev.parquet", index=False)
-            write_json(data / "manifest.json", {**dataset_manifest(dataset_dir), "curve_fraction": f})
+            parent = dataset_manifest(dataset_dir)
+            # the subset's own content hash (the run records it): the parent's would claim the full train split
+            write_json(data / "manifest.json", {**parent, "curve_fraction": f, "parent_content_hash": parent.get("content_hash"),
+                                                "content_hash": ids_hash([f"{parent.get('content_hash')}|fraction={f}",
+                                                                          *sub.statement_id])})
             if (dataset_dir / "weak_train.parquet").exists():  # data.use_weak: the same weak set at every size
                 shutil.copy(dataset_dir / "weak_train.parquet", data / "weak_train.parquet")
         log(f"fraction {_key(f)}, seed {seed}: training on {len(sub)} statements")

@@ -33,6 +33,12 @@ def test_learning_curve_on_the_sample(sample_dataset, tmp_path, capsys):
     assert n[0.5] < n[1.0] == len(pd.read_parquet(sample_dataset / "train.parquet"))
     half, full = (set(pd.read_parquet(out / "data" / f / "train.parquet").statement_id) for f in ("f0.5", "f1"))
     assert half < full
+    # each point's run records the data it trained on: its own hash, not the full dataset's
+    info = {f: json.loads((out / "points" / f"{f}-s1/run/run_info.json").read_text()) for f in ("f0.5", "f1")}
+    full_hash = json.loads((sample_dataset / "manifest.json").read_text())["content_hash"]
+    assert len({info["f0.5"]["dataset_content_hash"], info["f1"]["dataset_content_hash"], full_hash}) == 3
+    assert info["f0.5"]["train_ids_hash"] != info["f1"]["train_ids_hash"]
+    assert info["f0.5"]["dev_ids_hash"] == info["f1"]["dev_ids_hash"]
     assert {(r["fraction"], r["split"], r["task"]) for r in c["summary"]} == \
         {(f, s, t) for f in (0.5, 1.0) for s in ("dev", "test") for t in ("stance", "sentiment")}
     assert all(0 <= r["ci95"][0] <= r["ci95"][1] <= 1 for r in c["summary"])

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 
 from nabra.config import ConfigError, TrainConfig
-from nabra.data.dataset import dataset_manifest, load_split
+from nabra.data.dataset import dataset_manifest, ids_hash, load_split
 from nabra.io import git_commit, versions, write_atomic, write_json
 from nabra.train.model_dir import save_pipeline
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
@@ -486,6 +486,8 @@ def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, 
             "seed": cfg.training.seed, "label_maps": label_lists, "device": _device_info(),
             "precision": resolve_precision(cfg.training.precision),
             "train_statements": len(data["train"]), "dev_statements": len(data["dev"]),
+            # the rows really used (data.max_*_samples may cut the splits the content hash covers)
+            **{f"{s}_ids_hash": ids_hash(data[s].statement_id) for s in ("train", "dev") if "statement_id" in data[s]},
         })
     train_ds = encode(data["train"], tok, pre, cfg.model.max_length, label_lists)
     dev_ds = encode(data["dev"], tok, pre, cfg.model.max_length, label_lists)

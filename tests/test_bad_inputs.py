@@ -333,3 +333,12 @@ def test_pretrain_refuses_fine_tuning_settings_it_would_not_apply(sample_corpus,
     assert cli("pretrain", "--config", REPO_ROOT / "configs/pretrain/tiny.yaml", "--corpus", sample_corpus,
                "--out", tmp_path / "mlm", "--set", "model.freeze_layers=2", "--set", "model.input_prefix=q") == 2
     assert "does not use model.input_prefix, model.freeze_layers" in capsys.readouterr().err
+
+
+def test_freeze_without_gold_is_refused(sample_corpus, tmp_path, capsys):
+    """--freeze with weak labels alone wrote no split ids and said nothing."""
+    assert cli("label", "weak", "--corpus", sample_corpus, "--out", tmp_path / "weak") == 0
+    assert cli("dataset", "build", "--corpus", sample_corpus, "--weak", tmp_path / "weak", "--freeze",
+               "--splits", tmp_path / "splits", "--out", tmp_path / "ds") == 2
+    assert "--freeze writes the split ids of gold annotations" in capsys.readouterr().err
+    assert not (tmp_path / "splits").exists() and not (tmp_path / "ds").exists()

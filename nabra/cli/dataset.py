@@ -1,6 +1,8 @@
 """`nabra dataset build`: gold or weak labels + corpus -> grouped, stratified train/dev/test."""
 from __future__ import annotations
 
+from nabra.errors import UserError
+
 
 def register(sub) -> None:
     p = sub.add_parser("dataset", help="build train/dev/test splits from gold (or weak) labels")
@@ -11,7 +13,7 @@ def register(sub) -> None:
     b.add_argument("--weak", default=None, help="weak labels folder: extra weak_train set, or the labels when no gold")
     b.add_argument("--weak-threshold", type=float, default=0.75, help="min label-model confidence for weak_train")
     b.add_argument("--seed", type=int, default=13)
-    b.add_argument("--freeze", action="store_true", help="write the split ids to data/splits/ (freezes the test set)")
+    b.add_argument("--freeze", action="store_true", help="write the split ids to data/splits/ (freezes the test set; gold --annotations only)")
     b.add_argument("--splits", default=None, help="folder of frozen <split>_ids.txt files (default: data/splits/)")
     b.add_argument("--test-v2", default=None, metavar="FILE",
                    help="open a second frozen test split: statement ids (one a line) or standoff JSONL; their "
@@ -31,6 +33,9 @@ def run(args) -> int:
     from nabra.config import load_labels
     from nabra.data.dataset import SPLITS_DIR, build
 
+    if args.freeze and not args.annotations:  # it wrote nothing without a word
+        raise UserError("--freeze writes the split ids of gold annotations (--annotations); "
+                        "a dataset of weak labels alone is never frozen")
     schema = load_labels()
     test_v2 = [r["statement_id"] for r in read_id_records(Path(args.test_v2))] if args.test_v2 else None
     info = build(args.corpus, args.out, schema, annotations=args.annotations, weak_dir=args.weak,

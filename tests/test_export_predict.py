@@ -85,7 +85,12 @@ def test_predict_cli_matches_the_python_api(sample_run, tmp_path):
         [(r["start"], r["stance"], r["sentiment"]) for r in api]
     text = art.read_text(encoding="utf-8")
     assert len(rows) == 6 and not any("المصدر" in r["text"] or "مقالات" in r["text"] for r in rows)
-    assert all(r["text"] in text for r in rows)
+    assert all(text[r["start"]:r["end"]] == r["text"] for r in rows)  # offsets into the file's text (were the cleaned body's)
+    crlf = tmp_path / "crlf.txt"
+    crlf.write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
+    assert cli("predict", sample_run, crlf, "--format", "jsonl", "--out", tmp_path / "c.jsonl") == 0
+    raw = crlf.read_bytes().decode("utf-8")
+    assert all(raw[r["start"]:r["end"]] == r["text"] for r in map(json.loads, (tmp_path / "c.jsonl").read_text("utf-8").splitlines()))
     assert cli("predict", sample_run, art, "--format", "csv", "--out", tmp_path / "p.csv") == 0
     assert len(pd.read_csv(tmp_path / "p.csv")) == 6
 

@@ -186,11 +186,12 @@ class StanceClassifier:
         return article, statements
 
     def predict_article(self, text: str, **meta) -> list[dict]:
-        """Every body statement of an article (furniture removed) with offsets and labels."""
+        """Every body statement of an article (furniture removed) with labels; start/end are offsets
+        into `text` as given (text[start:end] is the statement, up to the cleaner's character fixes)."""
         article, statements = self.segment_article(text, **meta)
         preds = self.predict([s["text"] for s in statements])
-        return [{"article_id": article["article_id"], "statement_id": s["statement_id"], "start": s["start"],
-                 "end": s["end"], **p} for s, p in zip(statements, preds)]
+        return [{"article_id": article["article_id"], "statement_id": s["statement_id"], "start": s["raw_start"],
+                 "end": s["raw_end"], **p} for s, p in zip(statements, preds)]
 
 
 def predict_inputs(clf: StanceClassifier, inputs: list[str], chunk: int = 64):
@@ -219,8 +220,8 @@ def predict_items(clf: StanceClassifier, items, chunk: int = 64):
         texts = [s["text"] for _, sts in pending for s in sts]
         preds = iter(clf.predict(texts)) if texts else iter(())
         for art, sts in pending:
-            rows = [{"article_id": art["article_id"], "statement_id": s["statement_id"], "start": s["start"],
-                     "end": s["end"], **next(preds)} for s in sts]
+            rows = [{"article_id": art["article_id"], "statement_id": s["statement_id"], "start": s["raw_start"],
+                     "end": s["raw_end"], **next(preds)} for s in sts]
             yield art, rows, None
         pending.clear()
 

@@ -154,6 +154,10 @@ def _from_record(rec: dict, file: str, locator: str, fmt: str) -> Item:
     content = rec.get("text", rec.get("content"))
     if not isinstance(content, str):
         return Problem(file, f"record {locator} has no 'text' or 'content' string")
+    try:  # JSON may escape a lone surrogate (\ud800), which no UTF-8 text can hold
+        "".join(v for v in rec.values() if isinstance(v, str)).encode("utf-8")
+    except UnicodeEncodeError as e:
+        return Problem(file, f"record {locator} holds an unpaired surrogate ({e.object[e.start:e.end]!r}), not text")
     known = {"text", "content", "source", "url", "title", "author", "date", "date_extracted"}
     return RawArticle(
         content=content, input_file=file, locator=locator, format=fmt,
@@ -270,8 +274,14 @@ def read_file(path: Path, span: tuple[int, int, int] | None = None) -> Iterator[
     cut at line starts (nabra.data.pipeline.plan_units): records, locators and line numbers are
     those of a whole-file read."""
     name = str(path)
-    if name == "-":
-        yield RawArticle(content=sys.stdin.read(), input_file="<stdin>", format="txt", source="stdin")
+    if name == "-":  # bytes, through the same decoding as a file (sys.stdin's own decoding made surrogates)
+        text, err = decode(sys.stdin.buffer.read(), "<stdin>")
+        if err:
+            yield Problem("<stdin>", err)
+        elif text.strip():
+            yield RawArticle(content=text, input_file="<stdin>", format="txt", source="stdin")
+        else:
+            yield Problem("<stdin>", "empty input")
         return
     suffix = path.suffix.lower()
     if suffix in ZIP_EXT:

@@ -342,3 +342,20 @@ def test_freeze_without_gold_is_refused(sample_corpus, tmp_path, capsys):
                "--splits", tmp_path / "splits", "--out", tmp_path / "ds") == 2
     assert "--freeze writes the split ids of gold annotations" in capsys.readouterr().err
     assert not (tmp_path / "splits").exists() and not (tmp_path / "ds").exists()
+
+
+def test_predict_reads_windows_1256_stdin_and_names_a_surrogate_record(sample_run, tmp_path, capsys, monkeypatch):
+    """stdin was decoded by Python's own reader (surrogates for a non-UTF-8 byte) and a JSON record with
+    an escaped lone surrogate passed; both ended in a UnicodeEncodeError traceback."""
+    import sys
+
+    text = (SAMPLE / "article.txt").read_text(encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode("cp1256")), errors="surrogateescape"))
+    assert cli("predict", sample_run, "-", "--format", "jsonl") == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 6 and all(text[r["start"]:r["end"]] == r["text"] for r in rows)
+    (tmp_path / "sur.jsonl").write_text('{"text": "\\ud800 ' + text.splitlines()[0] + '"}\n', encoding="utf-8")
+    assert cli("predict", sample_run, tmp_path / "sur.jsonl", SAMPLE / "article.txt", "--format", "jsonl") == 0
+    captured = capsys.readouterr()
+    assert "sur.jsonl:1: record line 1 holds an unpaired surrogate" in captured.err
+    assert len(captured.out.splitlines()) == 6

@@ -14,7 +14,14 @@ def weak_report(corpus_dir, dataset_dir, schema: LabelSchema, split: str = "dev"
     from nabra.data.weak import WeakLabeler, label_statements
     from nabra.evaluation.baselines import refuse_test
 
+    from nabra.data.dataset import dataset_manifest
+    from nabra.errors import UserError
+
     refuse_test(split, "nabra label report")
+    source = dataset_manifest(dataset_dir).get("label_source")
+    if source != "gold":  # scoring the labeller against its own labels gave macro-F1 1.0
+        raise UserError(f"{dataset_dir}: its labels are {source}, not gold; `nabra label report` scores the weak "
+                        "labeller against gold (build the dataset with --annotations)")
     st, _, _ = load_corpus(corpus_dir)
     gold = load_split(dataset_dir, split)
     labeler = WeakLabeler(schema)

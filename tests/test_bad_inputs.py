@@ -359,3 +359,9 @@ def test_predict_reads_windows_1256_stdin_and_names_a_surrogate_record(sample_ru
     captured = capsys.readouterr()
     assert "sur.jsonl:1: record line 1 holds an unpaired surrogate" in captured.err
     assert len(captured.out.splitlines()) == 6
+
+
+def test_label_report_refuses_a_weak_labelled_dataset(sample_corpus, sample_dataset, capsys):
+    """It scored the labeller against its own labels: macro-F1 1.0 'on gold dev'."""
+    assert cli("label", "report", "--corpus", sample_corpus, "--dataset", sample_dataset) == 2
+    assert "its labels are weak, not gold" in capsys.readouterr().err

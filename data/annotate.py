@@ -138,8 +138,9 @@ def agreement(records: list[dict]) -> dict:
     for task in TASKS:
         a = [p1[i][task] for i in both]
         b = [p2[i][task] for i in both]
+        # kappa is undefined (NaN, which is not JSON) without two readings or with one label in all of them
         out[task] = {
-            "kappa": round(float(cohen_kappa_score(a, b)), 4) if both else None,
+            "kappa": round(float(cohen_kappa_score(a, b)), 4) if len(set(a) | set(b)) > 1 else None,
             "observed_agreement": round(sum(x == y for x, y in zip(a, b)) / len(both), 4) if both else None,
             "disagreements": sum(x != y for x, y in zip(a, b)),
         }

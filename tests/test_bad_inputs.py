@@ -365,3 +365,19 @@ def test_label_report_refuses_a_weak_labelled_dataset(sample_corpus, sample_data
     """It scored the labeller against its own labels: macro-F1 1.0 'on gold dev'."""
     assert cli("label", "report", "--corpus", sample_corpus, "--dataset", sample_dataset) == 2
     assert "its labels are weak, not gold" in capsys.readouterr().err
+
+
+def test_agreement_without_double_readings_or_with_one_label(sample_gold_records, tmp_path, capsys):
+    """No statement read twice gave a TypeError traceback; one label everywhere wrote NaN into --json."""
+    from nabra.data.annotate import write_records
+
+    r = {**sample_gold_records[0], "stance": "neutral", "sentiment": "neutral", "annotator": "a", "pass": 1}
+    (tmp_path / "one").mkdir()
+    write_records([r], tmp_path / "one" / "gold.jsonl")
+    assert cli("label", "agreement", "--annotations", tmp_path / "one") == 0
+    assert "no statement was read twice" in capsys.readouterr().out
+    (tmp_path / "two").mkdir()
+    write_records([r, {**r, "annotator": "b", "pass": 2}], tmp_path / "two" / "gold.jsonl")
+    assert cli("label", "agreement", "--annotations", tmp_path / "two", "--json") == 0
+    ag = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert ag["stance"]["kappa"] is None and ag["stance"]["observed_agreement"] == 1.0

@@ -83,9 +83,13 @@ def run_agreement(args) -> int:
         print(json.dumps(ag, indent=2))
         return 0
     print(f"statements read twice: {ag['double_annotated']}")
+    if not ag["double_annotated"]:
+        print("  no statement was read twice (pass 1 and pass 2): no agreement to measure")
+        return 0
     for task in ("stance", "sentiment"):
         t = ag[task]
-        print(f"  {task:10s} Cohen's kappa {t['kappa']:.3f}   observed agreement {t['observed_agreement']:.3f}"
+        kappa = f"{t['kappa']:.3f}" if t["kappa"] is not None else "undefined (one label in every reading)"
+        print(f"  {task:10s} Cohen's kappa {kappa}   observed agreement {t['observed_agreement']:.3f}"
               f"   disagreements {t['disagreements']}")
     return 0
 

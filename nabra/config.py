@@ -244,7 +244,7 @@ class DataConfig(Strict):
 
 class TrainingConfig(Strict):
     seed: int = Field(42, description="seeds python, numpy, torch and the data order")
-    epochs: float = Field(3.0, description="training epochs")
+    epochs: float = Field(3.0, gt=0, allow_inf_nan=False, description="training epochs")
     max_steps: int = Field(-1, description="stop after this many steps (overrides epochs when > 0)")
     batch_size: int = Field(16, description="per-device training batch size")
     eval_batch_size: int = Field(64, description="per-device evaluation batch size")

@@ -381,3 +381,17 @@ def test_agreement_without_double_readings_or_with_one_label(sample_gold_records
     assert cli("label", "agreement", "--annotations", tmp_path / "two", "--json") == 0
     ag = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     assert ag["stance"]["kappa"] is None and ag["stance"]["observed_agreement"] == 1.0
+
+
+def test_demo_never_deletes_a_folder_it_did_not_write_and_wants_positive_epochs(tmp_path, capsys):
+    """`--out` was removed whatever it held (`nabra demo --out ~`); `--epochs -1` trained 0 steps and
+    reported success, `nan` crashed, and `--epochs 0` silently meant 60 with --tiny."""
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("x")
+    assert cli("demo", "--tiny", "--out", tmp_path / "mine") == 2
+    assert "is not a `nabra demo` folder" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "thesis.tex").exists()
+    for bad in ("-1", "0", "nan"):
+        with pytest.raises(SystemExit) as e:
+            cli("demo", "--tiny", "--epochs", bad, "--out", tmp_path / "d")
+        assert e.value.code == 2 and "must be a finite number > 0" in capsys.readouterr().err

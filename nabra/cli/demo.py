@@ -17,13 +17,18 @@ import sys
 import time
 from pathlib import Path
 
+from nabra.cli.main import positive_float
+from nabra.errors import UserError
+
+DEMO_PARTS = {"encoder", "corpus", "dataset", "weak", "run", "report", "export"}  # what a demo writes into --out
+
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline offline (the quick start): e5-small on the gold set")
     p.add_argument("--out", default="runs/demo", help="working folder (replaced)")
     p.add_argument("--tiny", action="store_true", help="fast path: tiny BERT on the embedded sample (about a minute)")
     p.add_argument("--sample", action="store_true", help="use the embedded sample even when SaudiNewsNet is present")
-    p.add_argument("--epochs", type=float, help="training epochs (default: the recipe's)")
+    p.add_argument("--epochs", type=positive_float, help="training epochs (default: the recipe's)")
     p.set_defaults(func=run)
 
 
@@ -63,7 +68,10 @@ def run(args) -> int:
 
     hf_logging.disable_progress_bar()  # "Loading weights" / "Writing model shards" bars: one line per stage here
     out = Path(args.out)
-    if out.exists():
+    if out.exists():  # a demo's own folder is started afresh; anything else is never deleted
+        if not out.is_dir() or not {f.name for f in out.iterdir()} <= DEMO_PARTS:
+            raise UserError(f"--out {out} exists and is not a `nabra demo` folder (it would be replaced): "
+                            "give a new or empty folder")
         shutil.rmtree(out)
     t0 = time.perf_counter()
     sample = sample_dir()
@@ -105,14 +113,14 @@ def run(args) -> int:
     print("  " + ", ".join(f"{s} {c['statements']}" for s, c in dinfo["counts"].items()))
     if args.tiny:
         step("train the tiny model (configs/train/tiny.yaml)")
-        over = [f"training.epochs={args.epochs or 60}", "training.early_stopping_patience=0",
+        over = [f"training.epochs={args.epochs if args.epochs is not None else 60}", "training.early_stopping_patience=0",
                 "training.select_best=false",  # a 10-statement dev set cannot pick a checkpoint
                 "model.tiny.vocab_size=2000", "logging.logging_steps=50"]
         cfg = load_train_config(config_file("train/tiny.yaml"), over)
     else:
         step("fine-tune e5-small (configs/train/e5-small.yaml)")
         over = [f"model.name_or_path={out / 'encoder' / 'e5-small-corpus'}", "logging.logging_steps=50"]
-        if args.epochs:
+        if args.epochs is not None:
             over.append(f"training.epochs={args.epochs}")
         if not gold:
             over += ["training.select_best=false", "training.early_stopping_patience=0"]

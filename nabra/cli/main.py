@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 
@@ -32,6 +33,17 @@ COMMANDS = {
     "bench": "nabra.cli.bench",
 }
 
+
+
+def positive_float(value: str) -> float:
+    """argparse type: a finite number > 0 (`--epochs 0`, `-1` or `nan` trained nothing, or crashed)."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value!r}") from None
+    if not (x > 0 and math.isfinite(x)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
+    return x
 
 
 def positive_int(value: str) -> int:

@@ -210,3 +210,14 @@ def test_a_model_folder_copied_away_from_its_run_keeps_its_record(sample_run, sa
     run_cfg = yaml.safe_load((sample_run / "config.yaml").read_text(encoding="utf-8"))
     assert prov["run_config"] == run_cfg and prov["run_seed"] == 42
     assert prov["run_dataset_content_hash"] == json.loads((sample_dataset / "manifest.json").read_text())["content_hash"]
+
+
+def test_onnx_outputs_that_do_not_fit_the_label_maps_are_named(exported, tmp_path, capsys):
+    d = tmp_path / "m"
+    shutil.copytree(exported, d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["tasks"]["stance"] = cfg["tasks"]["stance"][:3]
+    (d / "config.json").write_text(json.dumps(cfg))
+    assert cli("predict", d, SAMPLE / "article.txt", "--backend", "onnx") == 2
+    err = capsys.readouterr().err
+    assert f"{d / 'model.onnx'}: its outputs have [6, 3] labels" in err and "Traceback" not in err

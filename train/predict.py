@@ -87,6 +87,13 @@ class StanceClassifier:
                 raise ModelDirError(f"{f}: not a loadable ONNX model, probably truncated or damaged "
                                     f"({str(e).splitlines()[0][:200]}); export it again") from None
             self.onnx_inputs = [i.name for i in self.session.get_inputs()]
+            # the graph's logits must fit the label maps of config.json (an edited or mismatched config
+            # broke later, inside numpy, with a shape error)
+            widths = [o.shape[-1] for o in self.session.get_outputs()]
+            want = [len(l) for l in self.tasks.values()]
+            if len(widths) != len(want) or any(isinstance(w, int) and w != n for w, n in zip(widths, want)):
+                raise ModelDirError(f"{f}: its outputs have {widths} labels, {directory / 'config.json'} has "
+                                    f"{want} ({', '.join(self.tasks)}): export the model again")
         else:
             raise ValueError(f"backend must be torch or onnx, got {backend!r}")
 

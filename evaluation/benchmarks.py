@@ -17,11 +17,14 @@ from nabra.io import atomic_dir, write_json
 def read_table(path: Path, fmt: str) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"{path}: benchmark file not found (set NABRA_SHARED to the shared data folder)")
-    if fmt == "csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    if fmt == "jsonl":
-        return pd.read_json(path, lines=True, dtype=str)
-    return pd.read_parquet(path)
+    try:
+        if fmt == "csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        if fmt == "jsonl":
+            return pd.read_json(path, lines=True, dtype=str)
+        return pd.read_parquet(path)
+    except (UnicodeDecodeError, ValueError, OSError) as e:  # pandas' ParserError is a ValueError; pyarrow's an OSError or ValueError
+        raise ConfigError(f"{path}: not a readable {fmt} file ({str(e).splitlines()[0][:200]})") from None
 
 
 def map_columns(df: pd.DataFrame, cfg: BenchmarkConfig, source: str) -> pd.DataFrame:

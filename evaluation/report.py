@@ -19,6 +19,7 @@ import pandas as pd
 
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split
 from nabra.evaluation.metrics import aggregate, task_metrics
+from nabra.errors import UserError
 from nabra.io import git_commit, versions, write_atomic
 from nabra.train.model_dir import load_pipeline, resolve as resolve_model_dir
 
@@ -91,6 +92,10 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
     per_run: dict[str, list[dict]] = {t: [] for t in label_lists}
     for i, md in enumerate(model_dirs):
         preds, probs, tasks = model_predictions(md, df)
+        off = {t: (sorted(tasks[t]), label_lists[t]) for t in tasks if t in label_lists and set(tasks[t]) - set(label_lists[t])}
+        if off:  # e.g. a model trained on another benchmark's labels (their case differs): no score to give
+            raise UserError(f"{md}: its labels do not match the dataset's: " + "; ".join(
+                f"{t}: model {m}, dataset {d}" for t, (m, d) in off.items()))
         run_dir = Path(md)
         prov = {"model": str(md)}
         if (run_dir / "config.yaml").exists():

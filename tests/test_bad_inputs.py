@@ -395,3 +395,33 @@ def test_demo_never_deletes_a_folder_it_did_not_write_and_wants_positive_epochs(
         with pytest.raises(SystemExit) as e:
             cli("demo", "--tiny", "--epochs", bad, "--out", tmp_path / "d")
         assert e.value.code == 2 and "must be a finite number > 0" in capsys.readouterr().err
+
+
+def test_benchmark_files_and_mismatched_models_are_named(sample_run, sample_dataset, tmp_path, capsys):
+    """A damaged benchmark CSV gave a pandas traceback; a model whose labels are not the dataset's a
+    ValueError from the metrics; --bootstrap -5 a numpy one."""
+    import shutil
+
+    from nabra.config import ConfigError
+    from nabra.evaluation.benchmarks import read_table
+
+    (tmp_path / "q.csv").write_text('text,stance\n"unterminated,Favor\n', encoding="utf-8")
+    (tmp_path / "w.csv").write_bytes("text,stance\nنص,Favor\n".encode("cp1256"))
+    for f in ("q.csv", "w.csv"):
+        with pytest.raises(ConfigError, match=f"{f}: not a readable csv file"):
+            read_table(tmp_path / f, "csv")
+    ds = tmp_path / "ds"
+    shutil.copytree(sample_dataset, ds)
+    man = json.loads((ds / "manifest.json").read_text())
+    man["tasks"]["stance"] = [l.capitalize() for l in man["tasks"]["stance"]]
+    (ds / "manifest.json").write_text(json.dumps(man))
+    for split in ("train", "dev", "test"):
+        df = pd.read_parquet(ds / f"{split}.parquet")
+        df["stance"] = df.stance.str.capitalize()
+        df.to_parquet(ds / f"{split}.parquet", index=False)
+    assert cli("evaluate", "--model", sample_run, "--data", ds, "--split", "test", "--no-baselines",
+               "--out", tmp_path / "r") == 2
+    assert "its labels do not match the dataset's: stance: model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli("evaluate", "--model", sample_run, "--data", ds, "--bootstrap", "-5", "--out", tmp_path / "r")
+    assert "must be >= 1" in capsys.readouterr().err

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nabra.cli.main import positive_int
+
 
 def register(sub) -> None:
     p = sub.add_parser("benchmark", help="score baselines (and a model) on Mawqif / ArSarcasm-v2 with the official metric")
@@ -11,7 +13,7 @@ def register(sub) -> None:
     p.add_argument("--train-config", help="train this config (e.g. configs/train/tiny.yaml) on the benchmark first")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="overrides for --train-config")
-    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--bootstrap", type=positive_int, default=1000)
     p.add_argument("--out", required=True)
     p.set_defaults(func=run)
 

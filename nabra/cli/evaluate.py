@@ -3,6 +3,8 @@ nabra.evaluation.curve.run_curve (the learning curve); `nabra evaluate compare`:
 nabra.evaluation.compare.compare (the gain of one group of runs over another, paired bootstrap)."""
 from __future__ import annotations
 
+from nabra.cli.main import positive_int
+
 from nabra.errors import UserError
 
 
@@ -20,7 +22,7 @@ def register(sub) -> None:
                                      "(default: the one the model was fine-tuned from)")
     p.add_argument("--encoder-prefix", default="passage: ", help="input prefix with --encoder (e5: 'passage: ')")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples")
     p.add_argument("--out", help="report folder (required)")
     p.set_defaults(func=run)
     s = p.add_subparsers(dest="action", metavar="{curve,compare}", required=False)
@@ -33,7 +35,7 @@ def register(sub) -> None:
     c.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a train config key, e.g. --set training.epochs=10")
     c.add_argument("--subsample-seed", type=int, default=13, help="seed of the nested subsamples")
-    c.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    c.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples")
     c.add_argument("--out", required=True, help="curve folder (rerun with the same --out to resume or add points)")
     c.set_defaults(func=run_curve)
     m = s.add_parser("compare", help="gain of one group of runs over another on the same split: paired bootstrap CI")
@@ -45,7 +47,7 @@ def register(sub) -> None:
     m.add_argument("--data", required=True, help="dataset folder whose split(s) both groups predict")
     m.add_argument("--split", nargs="+", default=["dev"], choices=["dev", "test", "test-v2"], help="splits to score")
     m.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    m.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    m.add_argument("--bootstrap", type=positive_int, default=1000, help="bootstrap resamples")
     m.add_argument("--out", required=True, help="folder for compare.json and compare.md")
     m.set_defaults(func=run_compare)
 

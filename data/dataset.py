@@ -32,7 +32,7 @@ import pandas as pd
 
 from nabra.config import ConfigError, LabelSchema
 from nabra.data.corpus import UnionFind, load_corpus
-from nabra.io import atomic_dir, write_atomic, write_json
+from nabra.io import atomic_dir, read_json, write_atomic, write_json
 from nabra.paths import splits_dir
 
 SPLITS_DIR = splits_dir()
@@ -227,9 +227,7 @@ def load_split(dataset_dir: str | Path, split: str) -> pd.DataFrame:
 
 
 def dataset_manifest(dataset_dir: str | Path) -> dict:
-    import json
-
     p = Path(dataset_dir) / "manifest.json"
     if not p.exists():
         raise FileNotFoundError(f"{dataset_dir}: not a dataset (no manifest.json)")
-    return json.loads(p.read_text())
+    return read_json(p)

@@ -38,7 +38,7 @@ import pandas as pd
 from nabra.config import ConfigError, TrainConfig
 from nabra.data.dataset import SPLITS, dataset_manifest, load_split
 from nabra.errors import UserError
-from nabra.io import write_atomic, write_json
+from nabra.io import read_json, write_atomic, write_json
 
 RECIPES = ("finetune", "embeddings-lr")
 AUDITOR = "llm-audit"
@@ -134,7 +134,7 @@ def run_audit(dataset_dir: str | Path, out: str | Path, k: int, recipe: str = "f
             "seed": seed, "recipe": recipe, "statements": len(df),
             "config": cfg.model_dump() if (cfg is not None and recipe == "finetune") else None, "encoder": encoder}
     plan_file = out / "audit_plan.json"
-    if plan_file.exists() and json.loads(plan_file.read_text()) != json.loads(json.dumps(plan)):
+    if plan_file.exists() and read_json(plan_file) != json.loads(json.dumps(plan)):
         raise ConfigError(f"{out} holds an audit with other data, folds, seed, recipe or config: choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     write_json(plan_file, plan)

@@ -25,7 +25,7 @@ import pandas as pd
 from nabra.config import ConfigError, TrainConfig
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split
 from nabra.errors import UserError
-from nabra.io import write_atomic, write_json
+from nabra.io import read_json, write_atomic, write_json
 
 
 def nested_subsets(train: pd.DataFrame, fractions: list[float], seed: int, task: str) -> dict[float, pd.DataFrame]:
@@ -52,7 +52,7 @@ def _point(cfg: TrainConfig, dataset_dir: Path, out: Path, f: float, sub: pd.Dat
 
     pdir = out / "points" / f"f{_key(f)}-s{seed}"
     scores_file = pdir / "scores.json"
-    scores = json.loads(scores_file.read_text()) if scores_file.exists() else {"splits": {}}
+    scores = read_json(scores_file) if scores_file.exists() else {"splits": {}}
     todo = [s for s in splits if s not in scores["splits"]]
     if not todo:
         log(f"fraction {_key(f)}, seed {seed}: scored already, skipped")
@@ -101,7 +101,7 @@ def run_curve(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, fracti
     plan = {"dataset": str(dataset_dir.resolve()), "dataset_content_hash": man.get("content_hash"),
             "subsample_seed": subsample_seed, "bootstrap_resamples": n_boot, "config": cfg.model_dump()}
     plan_file = out / "curve_plan.json"
-    if plan_file.exists() and json.loads(plan_file.read_text()) != json.loads(json.dumps(plan)):
+    if plan_file.exists() and read_json(plan_file) != json.loads(json.dumps(plan)):
         raise ConfigError(f"{out} holds a curve of other data, config, subsample seed or bootstrap: choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     write_json(plan_file, plan)
@@ -124,7 +124,7 @@ def run_curve(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, fracti
 def scored_points(out: Path, splits: list[str]) -> list[dict]:
     """Every point of OUT scored on all of `splits`, this invocation's and earlier ones' (the plan file
     guarantees they share data and config), so that fractions or seeds added later join the summary."""
-    pts = [json.loads(f.read_text()) for f in (out / "points").glob("*/scores.json")]
+    pts = [read_json(f) for f in (out / "points").glob("*/scores.json")]
     return sorted((p for p in pts if all(s in p["splits"] for s in splits)), key=lambda p: (p["fraction"], p["seed"]))
 
 

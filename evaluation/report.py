@@ -20,7 +20,7 @@ import pandas as pd
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split
 from nabra.evaluation.metrics import aggregate, task_metrics
 from nabra.errors import UserError
-from nabra.io import git_commit, versions, write_atomic
+from nabra.io import git_commit, read_json, versions, write_atomic
 from nabra.train.model_dir import load_pipeline, resolve as resolve_model_dir
 
 
@@ -102,7 +102,7 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
             import yaml
 
             prov["run_config"] = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-            info = json.loads((run_dir / "run_info.json").read_text())
+            info = read_json((run_dir / "run_info.json"))
             prov["run_seed"] = info.get("seed")
             prov["run_dataset_content_hash"] = info.get("dataset_content_hash")
             prov["run_git_commit"] = info.get("git_commit")

@@ -51,6 +51,14 @@ def read_text(path: str | Path) -> str:
         raise UserError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8") from None
 
 
+def read_json(path: str | Path):
+    """A JSON file nabra wrote (manifest, run record, plan); a damaged one is a UserError naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: damaged JSON ({e}); write it again with the nabra command that made it") from None
+
+
 def sha1_text(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 

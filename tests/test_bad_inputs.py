@@ -425,3 +425,14 @@ def test_benchmark_files_and_mismatched_models_are_named(sample_run, sample_data
     with pytest.raises(SystemExit):
         cli("evaluate", "--model", sample_run, "--data", ds, "--bootstrap", "-5", "--out", tmp_path / "r")
     assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_a_damaged_manifest_or_plan_is_named(sample_dataset, tmp_path, capsys):
+    import shutil
+
+    ds = tmp_path / "ds"
+    shutil.copytree(sample_dataset, ds)
+    (ds / "manifest.json").write_text('{"tasks": ', encoding="utf-8")
+    assert cli("train", "--config", REPO_ROOT / "configs/train/tiny.yaml", "--data", ds, "--out", tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert f"{ds / 'manifest.json'}: damaged JSON" in err and "Traceback" not in err

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nabra.io import versions, write_atomic, write_json
+from nabra.io import read_json, versions, write_atomic, write_json
 from nabra.train.model_dir import PIPELINE_FILE
 from nabra.train.predict import StanceClassifier, check_model_dir
 
@@ -413,7 +413,7 @@ def model_card(config, src: Path, report: dict | None, data: dict | None = None)
     data = data or {}
     tasks = config.tasks
     run_dir = src.parent if src.name == "model" else src
-    info = json.loads((run_dir / "run_info.json").read_text()) if (run_dir / "run_info.json").exists() else {}
+    info = read_json((run_dir / "run_info.json")) if (run_dir / "run_info.json").exists() else {}
     L = ["---", "language: ar", "library_name: transformers", "pipeline_tag: text-classification", "tags: [stance, sentiment, arabic, news, nabra]", "---", "",
          "# nabra stance and sentiment model", "",
          "One shared encoder with one classification head per task, trained with "

@@ -23,7 +23,7 @@ import yaml
 
 from nabra.config import ConfigError, TrainConfig
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split
-from nabra.io import git_commit, versions, write_atomic, write_json
+from nabra.io import git_commit, read_json, versions, write_atomic, write_json
 from nabra.train.model_dir import save_pipeline
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
 
@@ -529,5 +529,5 @@ def load_run_config(run_dir: str | Path) -> tuple[TrainConfig, str]:
         raise FileNotFoundError(f"{run_dir}: no config.yaml; not a nabra run directory")
     cfg = validate(TrainConfig, yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")),
                    str(run_dir / "config.yaml"))
-    info = json.loads((run_dir / "run_info.json").read_text())
+    info = read_json((run_dir / "run_info.json"))
     return cfg, info["dataset_dir"]

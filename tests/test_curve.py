@@ -19,6 +19,8 @@ def test_subsets_are_nested_group_aware_and_stratified(sample_dataset):
     for f, sub in subs.items():  # whole groups only
         assert set(train[train.group.isin(sub.group)].statement_id) == set(sub.statement_id)
     assert nested_subsets(train, [0.5], seed=3, task="stance")[0.5].equals(subs[0.5])  # independent of the others
+    for f in (0.25, 0.5):  # stratified: every stance of train is in each subset (the rare ones were lost unstratified)
+        assert set(subs[f].stance) == set(train.stance), (f, train.stance.value_counts().to_dict())
 
 
 def test_learning_curve_on_the_sample(sample_dataset, tmp_path, capsys):

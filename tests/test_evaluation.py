@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
 
-from conftest import REPO_ROOT, cli, need_shared
+from conftest import REPO_ROOT, TINY_FAST, cli, need_shared
 from nabra.config import ConfigError, load_benchmark_config
 from nabra.evaluation.metrics import aggregate, bootstrap, calibration, task_metrics
 
@@ -118,6 +118,10 @@ def test_training_never_reads_the_test_split(sample_dataset, tmp_path):
     (ds / "test.parquet").unlink()
     data, _ = load_data(load_train_config(REPO_ROOT / "configs/train/tiny.yaml"), ds)
     assert set(data) == {"train", "dev"}
+    args = ["train", "--config", REPO_ROOT / "configs/train/tiny.yaml", "--data", ds, "--out", tmp_path / "run"]
+    for s in TINY_FAST + ["training.max_steps=2"]:
+        args += ["--set", s]
+    assert cli(*args) == 0  # the whole run, not only its loader
 
 
 # ----------------------------------------------------------------------------- reports
@@ -175,6 +179,19 @@ def test_saved_baselines_score_like_fresh_ones(sample_run, sample_dataset, tmp_p
     a = json.loads((tmp_path / "saved/report.json").read_text())["baselines"]
     b = json.loads((tmp_path / "fresh/report.json").read_text())["baselines"]
     assert a == b
+    # and the saved folder is what was scored (a refit would give the same numbers): a majority label
+    # edited in it moves that baseline alone
+    meta = json.loads((tmp_path / "bl/baselines.json").read_text())
+    other = next(l for l in a["stance"]["majority"]["labels"] if l != meta["info"]["stance"]["majority_label"])
+    meta["info"]["stance"]["majority_label"] = other
+    (tmp_path / "bl/baselines.json").write_text(json.dumps(meta))
+    assert cli("evaluate", "--model", sample_run, "--data", sample_dataset, "--bootstrap", "50",
+               "--out", tmp_path / "edited", "--baselines", tmp_path / "bl") == 0
+    c = json.loads((tmp_path / "edited/report.json").read_text())["baselines"]
+    labels = c["stance"]["majority"]["labels"]
+    assert [row[labels.index(other)] for row in c["stance"]["majority"]["confusion"]] == \
+        [sum(row) for row in c["stance"]["majority"]["confusion"]]  # every statement predicted `other`
+    assert c["stance"]["tfidf_svm"] == a["stance"]["tfidf_svm"]
 
 
 def test_statements_without_a_gold_label_are_left_out_of_that_task(sample_run, sample_dataset, tmp_path):

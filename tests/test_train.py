@@ -202,9 +202,10 @@ def test_missing_model_gives_one_clear_message(sample_dataset, tmp_path, capsys)
 @pytest.mark.shared
 def test_tiny_model_on_gold_beats_the_majority_class(gold_run):
     m = _metrics(gold_run)
-    # majority class macro-F1 on dev is ~0.08 (stance) and ~0.23 (sentiment)
-    assert m["dev_stance_macro_f1"] >= 0.25
-    assert m["dev_sentiment_macro_f1"] >= 0.35
+    # majority class macro-F1 on dev is ~0.08 (stance) and ~0.23 (sentiment); uniform random guesses reach at
+    # most 0.18 / 0.39 (200 draws); this run gives 0.477 / 0.556 (gold_run): the floors sit just under it
+    assert m["dev_stance_macro_f1"] >= 0.42
+    assert m["dev_sentiment_macro_f1"] >= 0.50
 
 
 def test_pretrain_then_train_from_the_checkpoint(sample_corpus, sample_dataset, tmp_path):

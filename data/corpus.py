@@ -12,6 +12,7 @@ Writes, into OUT (atomically, replacing it only when the build succeeds):
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -264,7 +265,12 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
     workers = max(1, workers or (cfg.workers if total_bytes >= pl.SMALL_INPUT_BYTES else 1))
     partitions = pl.partitions_for(total_bytes)
     work = Path(work) if work else out.parent / f".{out.name}.work"
-    resumed = pl.prepare_work(work, pl._fingerprint([f for f in files if str(f) != "-"], cfg, tasks, partitions, units))
+    fingerprint = pl._fingerprint([f for f in files if str(f) != "-"], cfg, tasks, partitions, units)
+    if any(str(f) == "-" for f in files):  # another stdin stream looks the same: never resume one
+        fingerprint["stdin"] = os.urandom(8).hex()
+    resumed = pl.prepare_work(work, fingerprint)
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):  # a write stage killed before its rename
+        shutil.rmtree(stale, ignore_errors=True)
     if resumed and log:
         log(f"resuming the build in {work}: completed tasks are skipped")
     stage_times = pl.run_stages(units, work, cfg, tasks, workers, executor, partitions, quiet=not progress)

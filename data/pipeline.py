@@ -51,6 +51,7 @@ from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 
 from nabra.config import CorpusConfig
+from nabra.errors import UserError
 
 NUM_BANDS = 16  # rensa RMinHashLSH(num_bands=16), as the in-memory builder used
 BAND_TASKS = 4  # band tasks per hash partition (each takes every 4th band): fewer, larger tasks
@@ -738,6 +739,8 @@ def prepare_work(work: Path, fingerprint: dict) -> bool:
     job = work / "job.json"
     if job.exists() and json.loads(job.read_text()) == fingerprint:
         return True
+    if work.exists() and not job.exists() and any(work.iterdir()):  # never delete a folder nabra did not make
+        raise UserError(f"--work {work} holds files of its own (no job.json of a nabra build): give a new or empty folder")
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)

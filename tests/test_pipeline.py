@@ -422,3 +422,47 @@ def test_write_behind_writes_the_file_a_plain_writer_writes_and_raises_its_error
             w.write_table(pa.table({"x": [1.5]}))  # a pending error of its own, hidden by the caller's
             raise KeyError("the caller's")
     assert not any(t.name.startswith("nabra-parquet") for t in threading.enumerate())
+
+
+def test_work_folder_stdin_and_leftovers_are_handled_safely(tmp_path, monkeypatch, capsys):
+    """--work was deleted whatever it held; a killed stdin build resumed with the next stdin's stream
+    as if it were the same input; a write stage killed before its rename left .OUT.tmp-* behind forever."""
+    import io
+    import sys
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert cli("corpus", "build", "--input", SAMPLE / "articles.jsonl", "--out", tmp_path / "c", "--work", mine,
+               "--no-progress") == 2
+    assert "holds files of its own" in capsys.readouterr().err and (mine / "notes.txt").exists()
+
+    stale = tmp_path / ".c.tmp-killed"
+    stale.mkdir()
+    (stale / "articles.parquet").write_bytes(b"half")
+    text = (SAMPLE / "article.txt").read_text(encoding="utf-8")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    assert cli("corpus", "build", "--input", "-", "--out", tmp_path / "c", "--no-progress") == 0
+    first = load_corpus(tmp_path / "c")[0]
+    assert not stale.exists()
+    # a stdin build never resumes: two runs on the same stream do not share a fingerprint
+    from nabra.data import pipeline as pl
+
+    seen, real = [], pl.prepare_work
+    monkeypatch.setattr(pl, "prepare_work", lambda w, fp: seen.append(fp) or real(w, fp))
+    for _ in range(2):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+        assert cli("corpus", "build", "--input", "-", "--out", tmp_path / "c", "--no-progress") == 0
+    assert len(seen) == 2 and seen[0] != seen[1]
+    assert len(load_corpus(tmp_path / "c")[0]) == len(first)
+
+
+def test_ray_wants_absolute_paths_and_counts_are_positive(capsys):
+    """Ray's workers read relative paths from another folder (the build failed on a missing stats file,
+    predict labelled nothing); --tasks/--workers of 0 or below ran as 1 without a word."""
+    assert cli("corpus", "build", "--input", "data/sample/articles.jsonl", "--out", "rel", "--executor", "ray") == 2
+    assert "--executor ray needs absolute paths" in capsys.readouterr().err
+    for flag in ("--tasks", "--workers"):
+        with pytest.raises(SystemExit):
+            cli("corpus", "build", "--input", SAMPLE / "articles.jsonl", "--out", "x", flag, "0")
+        assert "must be >= 1" in capsys.readouterr().err

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+from nabra.cli.main import positive_int
 from nabra.errors import UserError
 
 
@@ -18,11 +20,11 @@ def register(sub) -> None:
                    help="override a config key, e.g. --set min_chars=30")
     b.add_argument("--strict", action="store_true", help="exit non-zero on any input problem")
     b.add_argument("--no-progress", action="store_true", help="no per-task progress log")
-    b.add_argument("--tasks", type=int, default=None,
+    b.add_argument("--tasks", type=positive_int, default=None,
                    help="blocks of input processed independently (default: one per file, and a JSON Lines "
                         "file over 64 MB cut at line starts into ~64 MB ranges); more tasks than that cut JSON "
                         "Lines files further; memory per worker follows the size of one block")
-    b.add_argument("--workers", type=int, default=None, help="tasks run at a time (default: config workers)")
+    b.add_argument("--workers", type=positive_int, default=None, help="tasks run at a time (default: config workers)")
     b.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="datatrove executor: local processes, or a Ray cluster (pip install 'nabra[ray]')")
     b.add_argument("--ray-address", default=None,
@@ -39,6 +41,7 @@ def run(args) -> int:
 
     cfg = load_corpus_config(args.config, args.overrides)
     if args.executor == "ray":
+        check_cluster_paths([*args.input, args.out, *([args.work] if args.work else [])])
         _connect_ray(args.ray_address)
     try:
         res = build(args.input, args.out, cfg, progress=not args.no_progress, tasks=args.tasks,
@@ -59,4 +62,16 @@ def _connect_ray(address: str | None) -> None:
     except ImportError:
         raise UserError("--executor ray needs Ray: pip install 'nabra[ray]'") from None
     if not ray.is_initialized():
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise UserError(f"cannot join the Ray cluster at {address or 'RAY_ADDRESS / a new local one'}: "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+
+
+def check_cluster_paths(paths: list[str]) -> None:
+    """Ray's workers do not run in this folder: a relative path would be read (or written) elsewhere."""
+    rel = [p for p in paths if p != "-" and not Path(p).is_absolute()]
+    if rel:
+        raise UserError(f"--executor ray needs absolute paths, on storage every node sees: {', '.join(rel)} "
+                        f"(e.g. {Path(rel[0]).resolve()})")

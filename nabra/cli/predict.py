@@ -90,8 +90,9 @@ def write_rows(clf, args, fh) -> tuple[int, int, list[str]]:
         from nabra.train.predict_pipeline import predict_parallel
 
         if args.executor == "ray":
-            from nabra.cli.corpus import _connect_ray
+            from nabra.cli.corpus import _connect_ray, check_cluster_paths
 
+            check_cluster_paths([*args.inputs, str(args.model)])
             _connect_ray(None)
         kw = {"batch_size": args.batch_size, **({"onnx_file": args.onnx_file} if args.onnx_file else {})}
         records = predict_parallel(args.model, args.inputs, args.workers, backend=args.backend,

@@ -243,7 +243,7 @@ def test_changed_arguments_start_afresh(dup_inputs, tmp_path, capsys):
 
 def test_ray_executor_on_a_local_cluster(sample_corpus, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'nabra[ray]'); the Ray executor is untested here")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
              configure_logging=False)
     try:
         assert cli("corpus", "build", "--input", SAMPLE / "articles.jsonl", "--out", tmp_path / "ray", "--executor",

@@ -275,7 +275,8 @@ def read_file(path: Path, span: tuple[int, int, int] | None = None) -> Iterator[
     those of a whole-file read."""
     name = str(path)
     if name == "-":  # bytes, through the same decoding as a file (sys.stdin's own decoding made surrogates)
-        text, err = decode(sys.stdin.buffer.read(), "<stdin>")
+        stream = getattr(sys.stdin, "buffer", None)  # a text stream without bytes (a notebook's) is read as text
+        text, err = decode(stream.read() if stream else sys.stdin.read().encode("utf-8", "surrogateescape"), "<stdin>")
         if err:
             yield Problem("<stdin>", err)
         elif text.strip():

@@ -466,3 +466,20 @@ def test_ray_wants_absolute_paths_and_counts_are_positive(capsys):
         with pytest.raises(SystemExit):
             cli("corpus", "build", "--input", SAMPLE / "articles.jsonl", "--out", "x", flag, "0")
         assert "must be >= 1" in capsys.readouterr().err
+
+
+def test_predict_names_repeats_the_same_with_one_or_two_workers(sample_run, tmp_path, capsys):
+    """A repeat inside a task was named after that task's first copy, not the first of all, and the
+    warnings came out in another order than with one process."""
+    lines = (SAMPLE / "articles.jsonl").read_text("utf-8").splitlines()
+    (tmp_path / "a.jsonl").write_text(lines[1] + "\n", "utf-8")
+    (tmp_path / "b.jsonl").write_text("\n".join([lines[1], lines[2], lines[3], lines[1]]) + "\n", "utf-8")
+    runs = {}
+    for w in ("1", "2"):
+        assert cli("predict", sample_run, tmp_path / "a.jsonl", tmp_path / "b.jsonl", "--format", "jsonl",
+                   "--workers", w, "--tasks", "2") == 0
+        out = capsys.readouterr()
+        runs[w] = (out.out, [l for l in out.err.splitlines() if l.startswith("warning")])
+    assert runs["1"] == runs["2"]
+    assert runs["1"][1] == [f"warning: {tmp_path / 'b.jsonl'} line {n}: the same article as {tmp_path / 'a.jsonl'} line 1; "
+                            "labelled once" for n in (1, 4)]

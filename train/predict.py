@@ -217,19 +217,20 @@ def repeat_problem(where: str, first: str) -> str:
 def predict_items(clf: StanceClassifier, items, chunk: int = 64):
     """predict_inputs over ingest's items (RawArticle or Problem). An article's record carries
     `where` (file and locator), so that a caller merging several streams can name a repeat; with a
-    problem, the record is None (unreadable input, a repeat) or the article with no statement."""
+    problem, the record is None (unreadable input), the article with no statement, or a repeat's
+    {article_id, where, input_file, repeat: True}. Records come in input order."""
     from nabra.data.corpus import why_empty
     from nabra.data.ingest import Problem
 
     pending: list[tuple[dict, list[dict]]] = []
 
     def flush():
-        texts = [s["text"] for _, sts in pending for s in sts]
+        texts = [s["text"] for _, sts, _ in pending for s in sts]
         preds = iter(clf.predict(texts)) if texts else iter(())
-        for art, sts in pending:
+        for art, sts, problem in pending:
             rows = [{"article_id": art["article_id"], "statement_id": s["statement_id"], "start": s["raw_start"],
                      "end": s["raw_end"], **next(preds)} for s in sts]
-            yield art, rows, None
+            yield art, rows, problem
         pending.clear()
 
     from tqdm import tqdm
@@ -243,15 +244,18 @@ def predict_items(clf: StanceClassifier, items, chunk: int = 64):
         where = f"{item.input_file}{' ' + item.locator if item.locator else ''}"
         art, sts, rejects = clf.processor.process(item)
         bar.update()
+        # every record, repeats and empty articles too, goes out in input order, with the article's id
+        # and place, so that a caller merging task streams (predict --workers) names the first copy of all
         if art["article_id"] in seen:  # the same record twice (e.g. two identical zip members): labelled once
-            yield None, [], repeat_problem(where, seen[art["article_id"]])
+            rep = {"article_id": art["article_id"], "where": where, "input_file": item.input_file, "repeat": True}
+            pending.append((rep, [], repeat_problem(where, seen[art["article_id"]])))
             continue
         seen[art["article_id"]] = art["where"] = where
-        if not sts:  # the article comes with its problem, so that a caller merging streams can name a repeat
-            yield art, [], f"{where}: no Arabic statement found ({why_empty(rejects, clf.processor.cfg)})"
+        if not sts:
+            pending.append((art, [], f"{where}: no Arabic statement found ({why_empty(rejects, clf.processor.cfg)})"))
             continue
-        pending.append((art, sts))
-        if sum(len(s) for _, s in pending) >= chunk * clf.batch_size // 8:
+        pending.append((art, sts, None))
+        if sum(len(s) for _, s, _ in pending) >= chunk * clf.batch_size // 8:
             yield from flush()
     yield from flush()
     bar.close()

@@ -38,7 +38,7 @@ class PredictFiles(PipelineStep):
         clf = StanceClassifier.from_pretrained(self.model, backend=self.backend, threads=1, **self.model_kw)
         with open(tmp, "w", encoding="utf-8") as fh:
             for art, rows, problem in predict_items(clf, read_units(self.units[a:b])):
-                art = {k: art[k] for k in ("input_file", "article_id", "where")} if art else None
+                art = {k: art[k] for k in ("input_file", "article_id", "where", "repeat") if k in art} if art else None
                 fh.write(json.dumps([art, rows, problem], ensure_ascii=False) + "\n")
                 self.stat_update("problems" if problem else "articles")
         tmp.replace(out)
@@ -69,7 +69,7 @@ def predict_parallel(model: str, inputs: list[str], workers: int, backend: str =
         os.environ["NABRA_TASK_LOGS"] = "0"
         _executor(executor, [PredictFiles(units, str(work), model, backend, model_kw)], tasks, workers,
                   work / "logs", weights=unit_weights(units, tasks)).run()
-        seen: dict[str, str] = {}  # each task names the repeats it saw; these are the ones across tasks
+        seen: dict[str, str] = {}  # the first copy of each article over all tasks, in input order
         for r in range(tasks):
             path = work / f"{r:05d}.jsonl"
             if not path.exists():
@@ -77,8 +77,8 @@ def predict_parallel(model: str, inputs: list[str], workers: int, backend: str =
             with open(path, encoding="utf-8") as fh:
                 for line in fh:
                     art, rows, problem = json.loads(line)
-                    if art and art["article_id"] in seen:
-                        yield None, [], repeat_problem(art["where"], seen[art["article_id"]])
+                    if art and art["article_id"] in seen:  # a repeat in this task or across tasks: named
+                        yield None, [], repeat_problem(art["where"], seen[art["article_id"]])  # after the first of all
                         continue
                     if art:
                         seen[art["article_id"]] = art["where"]

@@ -191,11 +191,24 @@ def _parse_ls(items: list) -> list[tuple[str, dict]]:
                 out.append((loc, {"_error": "its 'data' is not a JSON object"}))
                 continue
             flat = dict(t["data"])
-            anns = [a for a in t.get("annotations") or [] if not a.get("was_cancelled")]
+            raw = t.get("annotations") or []
+            if not isinstance(raw, list) or not all(isinstance(a, dict) for a in raw):
+                out.append((loc, {"_error": "its 'annotations' is not a list of objects"}))
+                continue
+            anns = [a for a in raw if not a.get("was_cancelled")]
+            if len(anns) > 1:  # Label Studio's overlap: which reading is meant cannot be guessed
+                out.append((loc, {"_error": f"{len(anns)} annotations (readers "
+                                            f"{', '.join(str(a.get('completed_by')) for a in anns)}); export one "
+                                            "reader at a time and import each with its --pass"}))
+                continue
             if anns:
                 a = anns[-1]
                 flat["annotator"] = str(a.get("completed_by") or "")
-                for res in a.get("result", []):
+                results = a.get("result", [])
+                if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+                    out.append((loc, {"_error": "its annotation's 'result' is not a list of objects"}))
+                    continue
+                for res in results:
                     ch = (res.get("value") or {}).get("choices") or []
                     if res.get("from_name") in TASKS and ch:
                         # a list of one choice; a bare string (hand-made exports) is that choice, not its letters
@@ -247,6 +260,11 @@ def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema,
         sid = d.get("statement_id")
         if not isinstance(sid, str) or sid not in by_id.index:
             errors.append(f"{loc}: unknown statement id {sid!r}")
+            continue
+        bad = [k for k in ("text", "text_sha1", "stance", "sentiment", "annotator") if d.get(k) is not None
+               and not isinstance(d[k], str)]
+        if bad:
+            errors.append(f"{loc}: {', '.join(bad)} must be text, got {', '.join(repr(d[k]) for k in bad)}")
             continue
         st = by_id.loc[sid]
         if d.get("text_sha1") and d["text_sha1"] != st["text_sha1"]:

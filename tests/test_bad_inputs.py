@@ -304,12 +304,21 @@ def test_label_studio_tasks_of_the_wrong_shape_are_rejected_by_task(sample_corpu
             "annotations": [{"completed_by": "r1", "result": [
                 {"from_name": "stance", "value": {"choices": rows[0]["stance"]}},  # a bare string, not a list
                 {"from_name": "sentiment", "value": {"choices": [rows[0]["sentiment"]]}}]}]}
-    tasks = [{"data": 5}, {"statement_id": ["x"]}, good]
+    sid = rows[1]["statement_id"]
+    two = {"data": {"statement_id": sid}, "annotations": [dict(good["annotations"][0]), dict(good["annotations"][0], completed_by="r2")]}
+    tasks = [{"data": 5}, {"statement_id": ["x"]}, good, {"data": {"statement_id": sid}, "annotations": ["r"]},
+             {"data": {"statement_id": sid}, "annotations": [{"result": ["neutral"]}]}, two,
+             {"statement_id": sid, "text": 123}, {"statement_id": sid, "stance": ["neutral"]}]
     (tmp_path / "ls.json").write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "gold_new.jsonl"
     assert cli("annotate", "import", tmp_path / "ls.json", "--corpus", sample_corpus, "--out", out) == 1
     err = capsys.readouterr().err
     assert "task #0: its 'data' is not a JSON object" in err and "unknown statement id ['x']" in err
+    assert "task #3: its 'annotations' is not a list of objects" in err
+    assert "its annotation's 'result' is not a list of objects" in err
+    assert "2 annotations (readers r1, r2); export one reader at a time" in err
+    assert "text must be text, got 123" in err and "stance must be text, got ['neutral']" in err
+    assert "Traceback" not in err
     (rec,) = [json.loads(l) for l in out.read_text(encoding="utf-8").splitlines()]
     assert (rec["stance"], rec["sentiment"]) == (rows[0]["stance"], rows[0]["sentiment"])
 

@@ -126,6 +126,20 @@ def test_annotate_finalize_cli_keeps_reasons_and_refuses_unsettled(sample_corpus
     fin = {r["statement_id"]: r for r in read_records(out) if r["pass"] == "final"}
     assert len(fin) == 4 and fin[sid]["stance"] == "warning" and fin[sid]["reason"] == "rule 3 threat"
     assert fin[sid]["annotator"] == "llm-adjudicator" and fin[p1[0]["statement_id"]]["annotator"] == "agreed"
+    # an adjudication where the readers agree is said, not dropped in silence; an audit record among the
+    # inputs stays (it was filtered out with the other final records); a Windows-1256 reason is read
+    agreed = p1[0]["statement_id"]
+    (tmp_path / "adj2.csv").write_bytes(f"statement_id,stance,sentiment,reason\n{sid},warning,negative,تهديد صريح بعقوبة على المخالفين في البيان الرسمي\n"
+                                        f"{agreed},neutral,neutral,نظرة ثانية على الجملة دون تغيير في الحكم\n".encode("cp1256"))
+    audit = {**p1[2], "stance": "neutral", "annotator": "llm-audit", "pass": "final", "audit": True, "reason": "re-read"}
+    write_records([audit], tmp_path / "gold_audit.jsonl")
+    capsys.readouterr()
+    assert cli("annotate", "finalize", tmp_path / "p1.jsonl", tmp_path / "p2.jsonl", tmp_path / "gold_audit.jsonl",
+               "--corpus", sample_corpus, "--out", out, "--adjudications", tmp_path / "adj2.csv") == 0
+    assert f"1 adjudication(s) not applied (their readings agree, or there is none): {agreed}" in capsys.readouterr().err
+    recs = read_records(out)
+    assert [r["reason"] for r in recs if r.get("audit")] == ["re-read"]
+    assert next(r for r in recs if r["statement_id"] == sid and r["pass"] == "final")["reason"] == "تهديد صريح بعقوبة على المخالفين في البيان الرسمي"
 
 
 # ----------------------------------------------------------------------------- interop round trip

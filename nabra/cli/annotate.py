@@ -1,6 +1,7 @@
 """`nabra annotate sample|suggest|export|import`: choose statements to annotate, and Label Studio / CSV interop."""
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -199,18 +200,22 @@ def run_finalize(args) -> int:
     import csv
 
     from nabra.config import load_labels
-    from nabra.data.annotate import finalize, import_file, read_records, write_records
+    from nabra.data.annotate import finalize, import_file, is_audit, read_records, write_records
     from nabra.data.corpus import load_corpus
+    from nabra.data.ingest import decode
 
-    recs = [r for f in args.readings for r in read_records(f) if r["pass"] != "final"]
+    # readings, and audit decisions (final records that override the earlier final one: finalize keeps them)
+    recs = [r for f in args.readings for r in read_records(f) if r["pass"] != "final" or is_audit(r)]
     st, _, _ = load_corpus(args.corpus)
     adj, errors = [], []
     for f in args.adjudications:
         got, errs = import_file(f, st, load_labels(), annotator=args.adjudicator, pass_="final")
         errors += errs
         if Path(f).suffix.lower() == ".csv":  # the adjudicator's reason travels with the record
-            with open(f, encoding="utf-8-sig", newline="") as fh:
-                why = {r["statement_id"]: (r.get("reason") or "").strip() for r in csv.DictReader(fh)}
+            text, err = decode(Path(f).read_bytes(), f)  # as import_file reads it (BOM, Windows-1256)
+            if err:
+                raise UserError(f"{f}: {err}")
+            why = {r["statement_id"]: (r.get("reason") or "").strip() for r in csv.DictReader(io.StringIO(text))}
             for r in got:
                 if why.get(r["statement_id"]):
                     r["reason"] = why[r["statement_id"]]
@@ -221,6 +226,11 @@ def run_finalize(args) -> int:
     if pending:
         raise UserError(f"{len(pending)} statement(s) read twice with different labels and no adjudication: "
                         + ", ".join(pending[:10]) + (" ..." if len(pending) > 10 else ""))
+    used = {r["statement_id"] for r in out if r["pass"] == "final" and r["annotator"] == args.adjudicator}
+    unused = sorted({r["statement_id"] for r in adj} - used)
+    if unused:  # an adjudication settles a disagreement only; said, not silently dropped
+        print(f"warning: {len(unused)} adjudication(s) not applied (their readings agree, or there is none): "
+              + ", ".join(unused[:10]) + (" ..." if len(unused) > 10 else ""), file=sys.stderr)
     write_records(out, args.out)
     finals = [r for r in out if r["pass"] == "final"]
     by = {}

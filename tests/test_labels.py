@@ -225,3 +225,25 @@ def test_label_report_refuses_test_and_prints_table(snn_corpus, gold_dataset, ca
     assert cli("label", "report", "--corpus", snn_corpus, "--dataset", gold_dataset) == 0
     out = capsys.readouterr().out
     assert "label model on gold dev: macro-F1" in out and "majority class" in out
+
+
+def test_card_counts_one_final_a_statement_and_survives_an_undefined_kappa(tmp_path):
+    """The card counted audited statements twice (6,001 finals for 5,814 statements) and crashed when a
+    file's double readings all carried one label (kappa None)."""
+    from nabra.data import card
+    from nabra.data.annotate import finals, read_records
+
+    recs = read_records(REPO_ROOT / "data/annotations")
+    line = next(l for l in (REPO_ROOT / "data/DATASET_CARD.md").read_text(encoding="utf-8").splitlines()
+                if l.startswith("- final labels"))
+    assert sum(int(x.rsplit(" ", 1)[1]) for x in line.split(": ", 1)[1].split(", ")) == len(finals(recs)) == \
+        len({r["statement_id"] for r in recs})
+    r = {"statement_id": "s1", "article_id": "a", "start": 0, "end": 5, "text_sha1": "x", "stance": "neutral",
+         "sentiment": "neutral", "annotator": "a", "pass": 1}
+    (tmp_path / "ann").mkdir()
+    from nabra.data.annotate import write_records
+
+    write_records([r, {**r, "annotator": "b", "pass": 2}, {**r, "annotator": "agreed", "pass": "final"}],
+                  tmp_path / "ann" / "gold_x.jsonl")
+    rows = card._batches(tmp_path / "ann")
+    assert any("undefined (one label in every reading)" in l for l in rows)

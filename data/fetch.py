@@ -56,6 +56,8 @@ def fetch(out: str | Path, source: str | Path | None = None, timeout: float = 30
     """Places every file of the manifest in `out`, checked; returns their paths. A file already there
     with the right hash is kept."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     files = manifest()
     todo = [n for n, sha in files.items() if not ((out / n).exists() and file_sha256(out / n) == sha)]

@@ -14,6 +14,7 @@ resamples where the candidate is not better, and the per-class F1 of each group)
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,11 @@ def compare(runs_a: list, runs_b: list, dataset_dir: str | Path, splits: list[st
               "bootstrap_resamples": n_boot, "seed": seed, "splits": {}}
     frames = {s: load_split(dataset_dir, s) for s in splits}  # a missing split fails before any prediction
     for r in list(runs_a) + list(runs_b):
-        validate(r, "torch")  # a run or model folder that cannot predict fails before any prediction
+        d = validate(r, "torch")  # a run or model folder that cannot predict fails before any prediction
+        heads = json.loads((d / "config.json").read_text(encoding="utf-8"))["tasks"]
+        missing = [t for t in man["tasks"] if t not in heads]
+        if missing:  # a KeyError in the scoring loop before
+            raise UserError(f"{r}: no head for {', '.join(missing)} of the dataset; compare runs of the same tasks")
     preds = {}
     for r in list(runs_a) + list(runs_b):
         log(f"predicting with {r}")

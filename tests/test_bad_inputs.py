@@ -445,3 +445,20 @@ def test_a_damaged_manifest_or_plan_is_named(sample_dataset, tmp_path, capsys):
     assert cli("train", "--config", REPO_ROOT / "configs/train/tiny.yaml", "--data", ds, "--out", tmp_path / "run") == 2
     err = capsys.readouterr().err
     assert f"{ds / 'manifest.json'}: damaged JSON" in err and "Traceback" not in err
+
+
+def test_compare_names_a_run_without_a_head_and_fetch_a_file_as_out(sample_run, sample_dataset, tmp_path, capsys):
+    import shutil
+
+    one = tmp_path / "stance_only"
+    shutil.copytree(sample_run / "model", one)
+    cfg = json.loads((one / "config.json").read_text())
+    cfg["tasks"] = {"stance": cfg["tasks"]["stance"]}
+    cfg["task_order"] = ["stance"]
+    (one / "config.json").write_text(json.dumps(cfg))
+    assert cli("evaluate", "compare", "--reference", sample_run, "--candidate", one, "--data", sample_dataset,
+               "--out", tmp_path / "cmp") == 2
+    assert f"{one}: no head for sentiment of the dataset" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert cli("data", "fetch", "saudinewsnet", "--out", tmp_path / "afile", "--from", tmp_path) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err

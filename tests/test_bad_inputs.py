@@ -462,3 +462,16 @@ def test_compare_names_a_run_without_a_head_and_fetch_a_file_as_out(sample_run, 
     (tmp_path / "afile").write_text("x")
     assert cli("data", "fetch", "saudinewsnet", "--out", tmp_path / "afile", "--from", tmp_path) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_sample_exclude_reads_id_lists_in_a_folder(sample_corpus, tmp_path, capsys):
+    """A folder of one-id-a-line files (data/splits) excluded nothing: only *.jsonl was read there."""
+    import pandas as pd
+
+    st = pd.read_parquet(sample_corpus / "statements.parquet")
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "test_ids.txt").write_text("\n".join(st.statement_id) + "\n", encoding="utf-8")
+    assert cli("annotate", "sample", "--corpus", sample_corpus, "--seed", "3", "--exclude", tmp_path / "splits",
+               "--out", tmp_path / "s.jsonl") == 0
+    assert f"excluding {len(st)} annotated statements" in capsys.readouterr().out
+    assert (tmp_path / "s.jsonl").read_text(encoding="utf-8").strip() == ""

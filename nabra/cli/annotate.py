@@ -29,8 +29,9 @@ def register(sub) -> None:
     sm.add_argument("--neutral-flagged", type=int, default=150, help="flagged neutral statements (default 150)")
     sm.add_argument("--double", type=float, default=0.2, help="share marked for a second reading (default 0.2)")
     sm.add_argument("--exclude", nargs="*", default=[],
-                    help="standoff files or folders of statements already annotated: their articles and "
-                         "duplicate clusters are left out (a new batch)")
+                    help="statements already annotated or held out: standoff .jsonl files, id lists (.txt, one a "
+                         "line) or folders of them (data/annotations data/splits); their articles and duplicate "
+                         "clusters are left out (a new batch)")
     sm.set_defaults(func=run_sample)
     sg = s.add_parser("suggest", help="the next batch chosen by a trained model: uncertain, all classes, diverse",
                       description="Active learning: a trained model scores a seeded random subset of the unlabelled "
@@ -99,10 +100,7 @@ def run_sample(args) -> int:
     st, ar, _ = load_corpus(args.corpus)
     exclude = None
     if args.exclude:
-        ids = set()
-        for e in args.exclude:
-            for f in (sorted(Path(e).glob("*.jsonl")) if Path(e).is_dir() else [Path(e)]):
-                ids |= {r["statement_id"] for r in read_id_records(f)}
+        ids = _ids_of(args.exclude)
         exclude = st.loc[st.statement_id.isin(ids), ["statement_id", "article_id"]]
         print(f"excluding {len(exclude)} annotated statements, their {exclude.article_id.nunique()} articles "
               f"and their duplicate clusters")
@@ -111,14 +109,25 @@ def run_sample(args) -> int:
               exclude=exclude)
     write_sample(df, args.out)
     print(f"{len(df)} statements ({int(df.double.sum())} for a second reading) -> {args.out}")
+    # the default draw keeps an old batch reproducible (seed 13 drew the first gold batch), so it does not
+    # leave out what is annotated or frozen since: said, with the flag that does
+    if not args.exclude:
+        from nabra.paths import data_file, splits_dir
+
+        known = _ids_of([str(p) for p in (data_file("annotations"), splits_dir()) if Path(p).is_dir()])
+        again = int(df.statement_id.isin(known).sum())
+        if again:
+            print(f"warning: {again} of them are annotated already or in a frozen split; "
+                  "--exclude data/annotations data/splits leaves those out (and their articles)", file=sys.stderr)
     print("  " + ", ".join(f"{k} {v}" for k, v in df.stratum.value_counts().sort_index().items()))
     return 0
 
 
 def _ids_of(paths: list[str]) -> set[str]:
     ids: set[str] = set()
-    for e in paths:
-        for f in (sorted(Path(e).glob("*.jsonl")) if Path(e).is_dir() else [Path(e)]):
+    for e in paths:  # a folder: its JSONL records and its one-id-a-line .txt files (split ids)
+        files = sorted([*Path(e).glob("*.jsonl"), *Path(e).glob("*.txt")]) if Path(e).is_dir() else [Path(e)]
+        for f in files:
             ids |= {r["statement_id"] for r in read_id_records(f)}
     return ids
 

@@ -24,8 +24,19 @@ class ConfigError(ValueError):
 
 
 def shared_dir() -> Path:
-    """The shared data folder: $NABRA_SHARED, else ../shared beside the project root."""
-    return Path(os.environ.get("NABRA_SHARED", REPO_ROOT.parent / "shared"))
+    """The shared data folder: $NABRA_SHARED, else ../shared beside the checkout; installed (no checkout
+    around the package), ./shared or ../shared of the current folder."""
+    if os.environ.get("NABRA_SHARED"):
+        return Path(os.environ["NABRA_SHARED"])
+    if in_checkout():
+        return REPO_ROOT.parent / "shared"
+    here = [Path.cwd() / "shared", Path.cwd().parent / "shared"]
+    return next((p for p in here if p.is_dir()), here[1])
+
+
+def in_checkout() -> bool:
+    """Whether nabra runs from its source tree (editable install, tests) rather than from site-packages."""
+    return (REPO_ROOT / "pyproject.toml").is_file()
 
 
 class Strict(BaseModel):
@@ -198,12 +209,12 @@ def load_labels(path: str | Path | None = None) -> LabelSchema:
 
 # --------------------------------------------------------------------------- training
 class TinyModel(Strict):
-    vocab_size: int = Field(8000, description="WordPiece vocabulary trained on the corpus")
-    hidden_size: int = Field(128, description="hidden size of the tiny BERT")
-    num_hidden_layers: int = Field(2, description="transformer layers")
-    num_attention_heads: int = Field(2, description="attention heads")
-    intermediate_size: int = Field(512, description="feed-forward size")
-    max_position_embeddings: int = Field(256, description="longest input in tokens")
+    vocab_size: int = Field(8000, ge=16, description="WordPiece vocabulary trained on the corpus")
+    hidden_size: int = Field(128, ge=1, description="hidden size of the tiny BERT")
+    num_hidden_layers: int = Field(2, ge=1, description="transformer layers")
+    num_attention_heads: int = Field(2, ge=1, description="attention heads")
+    intermediate_size: int = Field(512, ge=1, description="feed-forward size")
+    max_position_embeddings: int = Field(256, ge=2, description="longest input in tokens")
     tokenizer_corpus: str | None = Field(
         None, description="corpus folder whose statements train the tokenizer (default: the dataset's train split)")
 
@@ -217,8 +228,8 @@ class ModelConfig(Strict):
         "arabert", description="text preprocessing applied at train and predict time")
     preprocess_model: str = Field(
         "aubmindlab/bert-base-arabertv02", description="model name that selects ArabertPreprocessor's rules")
-    max_length: int = Field(128, description="truncate inputs to this many tokens (padding is dynamic)")
-    dropout: float | None = Field(None, description="classifier dropout (default: the encoder's hidden dropout)")
+    max_length: int = Field(128, ge=2, description="truncate inputs to this many tokens (padding is dynamic)")
+    dropout: float | None = Field(None, ge=0, lt=1, description="classifier dropout (default: the encoder's hidden dropout)")
     pooling: Literal["cls", "mean"] = Field(
         "cls", description="statement vector for the heads: the first token (BERT's [CLS]) or the mask-weighted "
                            "mean of the last hidden states (how e5 was trained)")
@@ -231,53 +242,53 @@ class ModelConfig(Strict):
 
 
 class DataConfig(Strict):
-    tasks: list[str] = Field(default_factory=lambda: ["stance", "sentiment"],
+    tasks: list[str] = Field(default_factory=lambda: ["stance", "sentiment"], min_length=1,
                              description="tasks to train, one head each; label lists come from the dataset manifest")
     text_column: str = Field("text", description="column holding the statement")
     text_pair_column: str | None = Field(None, description="column holding a second text (target/claim), if any")
     label_columns: dict[str, str] = Field(default_factory=dict,
                                           description="task -> label column, when they differ (default: same name)")
     use_weak: bool = Field(False, description="add the dataset's weak_train.parquet to the training data")
-    max_train_samples: int | None = Field(None, description="cap on training statements (smoke runs)")
-    max_eval_samples: int | None = Field(None, description="cap on dev statements (smoke runs)")
+    max_train_samples: int | None = Field(None, ge=1, description="cap on training statements (smoke runs)")
+    max_eval_samples: int | None = Field(None, ge=1, description="cap on dev statements (smoke runs)")
 
 
 class TrainingConfig(Strict):
     seed: int = Field(42, description="seeds python, numpy, torch and the data order")
     epochs: float = Field(3.0, gt=0, allow_inf_nan=False, description="training epochs")
     max_steps: int = Field(-1, description="stop after this many steps (overrides epochs when > 0)")
-    batch_size: int = Field(16, description="per-device training batch size")
-    eval_batch_size: int = Field(64, description="per-device evaluation batch size")
-    grad_accum: int = Field(1, description="gradient accumulation steps")
-    learning_rate: float = Field(3e-5, description="peak learning rate")
+    batch_size: int = Field(16, ge=1, description="per-device training batch size")
+    eval_batch_size: int = Field(64, ge=1, description="per-device evaluation batch size")
+    grad_accum: int = Field(1, ge=1, description="gradient accumulation steps")
+    learning_rate: float = Field(3e-5, gt=0, description="peak learning rate")
     head_learning_rate: float | None = Field(
-        None, description="peak learning rate of the fresh classification heads (default: learning_rate); a "
+        None, gt=0, description="peak learning rate of the fresh classification heads (default: learning_rate); a "
                           "pretrained encoder wants a small rate, randomly initialised heads a larger one")
-    weight_decay: float = Field(0.01, description="AdamW weight decay")
-    warmup: float = Field(0.1, description="warmup: a ratio of total steps if < 1, else a step count")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    warmup: float = Field(0.1, ge=0, description="warmup: a ratio of total steps if < 1, else a step count")
     linear_probe: bool = Field(False, description="LP-FT: each head starts as a logistic regression on the frozen "
                                "encoder's pooled states of the train split, not at random (for a pretrained encoder)")
     loss_weights: dict[str, float] = Field(default_factory=dict, description="task -> loss weight (default 1)")
     class_weights: Literal["balanced", "none"] = Field("balanced", description="per-task class weights from train counts")
     metric_weights: dict[str, float] = Field(default_factory=dict,
                                              description="task -> weight in the combined dev macro-F1 (default equal)")
-    early_stopping_patience: int = Field(3, description="evaluations without improvement before stopping (0 = off)")
-    select_best: bool = Field(True, description="keep the checkpoint with the best dev score (false: keep the last)")
+    early_stopping_patience: int = Field(3, ge=0, description="evaluations without improvement before stopping (0 = off)")
+    select_best: bool = Field(True, description="keep the checkpoint with the best dev score (false: keep the last, and train the full length: early stopping needs the best checkpoint)")
     eval_strategy: Literal["epoch", "steps"] = Field("epoch", description="when to evaluate and checkpoint")
-    eval_steps: int = Field(200, description="with eval_strategy=steps: evaluate every N steps")
-    save_total_limit: int = Field(2, description="checkpoints kept besides the best")
+    eval_steps: int = Field(200, ge=1, description="with eval_strategy=steps: evaluate every N steps")
+    save_total_limit: int = Field(2, ge=1, description="checkpoints kept besides the best")
     group_by_length: bool = Field(True, description="batch statements of similar length (less padding)")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 on a GPU that has it, else fp16 on GPU; on CPU bf16 autocast where the CPU "
                 "has native bf16 (AVX512-BF16/AMX), else fp32")
-    dataloader_workers: int = Field(0, description="DataLoader worker processes")
-    threads: int | None = Field(None, description="torch CPU threads (default: torch's choice)")
+    dataloader_workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads (default: torch's choice)")
 
 
 class LoggingConfig(Strict):
     wandb: bool = Field(False, description="log to Weights & Biases (offline unless WANDB_MODE is set)")
     wandb_project: str = Field("nabra", description="wandb project name")
-    logging_steps: int = Field(20, description="log training loss every N steps")
+    logging_steps: int = Field(20, ge=1, description="log training loss every N steps")
 
 
 class TrainConfig(Strict):
@@ -287,8 +298,19 @@ class TrainConfig(Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
+def shipped(path: str | Path, kind: str) -> Path:
+    """`path` if it exists, else the config nabra ships under that name (`tiny`, `train/tiny.yaml` or
+    `configs/train/tiny.yaml`), so that the README's commands work from any folder after `pip install .`."""
+    p = Path(path)
+    if p.exists():
+        return p
+    name = p.name if p.suffix else f"{p.name}.yaml"
+    candidate = config_file(f"{kind}/{name}")
+    return candidate if candidate.exists() else p
+
+
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    return load(TrainConfig, path, overrides)
+    return load(TrainConfig, shipped(path, "train"), overrides)
 
 
 class PretrainConfig(Strict):
@@ -306,6 +328,7 @@ PRETRAIN_USES = {"model": {"name_or_path", "tiny", "preprocess", "preprocess_mod
 
 
 def load_pretrain_config(path: str | Path, overrides: list[str] | None = None) -> PretrainConfig:
+    path = shipped(path, "pretrain")
     cfg = load(PretrainConfig, path, overrides)
     unused = [f"{sec}.{k}" for sec, used in PRETRAIN_USES.items()
               for k, v in getattr(cfg, sec) if k not in used and v != getattr(type(getattr(cfg, sec))(), k)]

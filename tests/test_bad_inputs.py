@@ -475,3 +475,51 @@ def test_sample_exclude_reads_id_lists_in_a_folder(sample_corpus, tmp_path, caps
                "--out", tmp_path / "s.jsonl") == 0
     assert f"excluding {len(st)} annotated statements" in capsys.readouterr().out
     assert (tmp_path / "s.jsonl").read_text(encoding="utf-8").strip() == ""
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("training.grad_accum=0", "key 'training.grad_accum': Input should be greater than or equal to 1"),
+    ("training.batch_size=0", "key 'training.batch_size'"),
+    ("training.learning_rate=-1", "key 'training.learning_rate': Input should be greater than 0"),
+    ("training.warmup=-1", "key 'training.warmup'"),
+    ("data.max_train_samples=-5", "key 'data.max_train_samples'"),
+    ("data.max_train_samples=0", "key 'data.max_train_samples'"),
+    ("model.dropout=2", "key 'model.dropout'"),
+    ("data.tasks=[]", "key 'data.tasks'"),
+    ("data.tasks=[stance, stance]", "data.tasks: each task once"),
+])
+def test_training_numbers_out_of_range_are_refused_by_key(sample_dataset, tmp_path, capsys, setting, message):
+    """They loaded, then failed deep in transformers (ZeroDivisionError, ValueError) or did the wrong thing
+    in silence (a negative cap dropped rows from the end, 0 meant no cap)."""
+    assert cli("train", "--config", REPO_ROOT / "configs/train/tiny.yaml", "--data", sample_dataset,
+               "--out", tmp_path / "r", "--set", setting) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_shipped_configs_are_found_by_name_from_any_folder(sample_dataset, tmp_path, monkeypatch):
+    """Installed, `--config configs/train/tiny.yaml` (the README's) named no file outside the checkout."""
+    from nabra.config import load_pretrain_config, load_train_config
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("configs/train/tiny.yaml", "train/tiny.yaml", "tiny"):
+        assert load_train_config(name).model.tiny is not None
+    assert load_pretrain_config("configs/pretrain/tiny.yaml").max_statements == 60000
+
+
+def test_installed_nabra_never_writes_into_its_package_and_finds_shared_beside_the_work(sample_corpus, tmp_path,
+                                                                                        monkeypatch, capsys):
+    """Installed (no checkout around the package), --card wrote a top-level `data` package into
+    site-packages, --freeze overwrote the shipped splits, and ../shared meant site-packages' parent."""
+    import nabra.config as config
+
+    monkeypatch.setattr(config, "in_checkout", lambda: False)
+    monkeypatch.delenv("NABRA_SHARED", raising=False)
+    for extra, message in ((["--freeze"], "give --splits DIR to freeze splits"), (["--card"], "--card rewrites the checkout")):
+        assert cli("dataset", "build", "--corpus", sample_corpus, "--annotations", tmp_path, "--out", tmp_path / "ds",
+                   *extra) == 2
+        assert message in capsys.readouterr().err
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    assert config.shared_dir() == tmp_path / "shared"

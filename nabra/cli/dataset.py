@@ -30,12 +30,19 @@ def run(args) -> int:
     from pathlib import Path
 
     from nabra.cli.annotate import read_id_records
-    from nabra.config import load_labels
+    from nabra.config import in_checkout, load_labels
     from nabra.data.dataset import SPLITS_DIR, build
 
     if args.freeze and not args.annotations:  # it wrote nothing without a word
         raise UserError("--freeze writes the split ids of gold annotations (--annotations); "
                         "a dataset of weak labels alone is never frozen")
+    # installed, the defaults are files inside the package: never rewritten (one venv's splits, a stray
+    # top-level `data` package)
+    if not in_checkout() and ((args.freeze or args.test_v2) and not args.splits):
+        raise UserError("nabra is installed, not run from its checkout: give --splits DIR to freeze splits "
+                        "(the default is the package's own data/splits)")
+    if not in_checkout() and args.card:
+        raise UserError("--card rewrites the checkout's data/DATASET_CARD.md: run it from a git checkout of nabra")
     schema = load_labels()
     test_v2 = [r["statement_id"] for r in read_id_records(Path(args.test_v2))] if args.test_v2 else None
     info = build(args.corpus, args.out, schema, annotations=args.annotations, weak_dir=args.weak,

@@ -120,6 +120,12 @@ def _mostly_utf8(data: bytes) -> bool:
     return data.decode("utf-8", "replace").count("\ufffd") <= 0.05 * high
 
 
+def _lines_decode_alone(data: bytes, suffix: str, in_range: bool = False) -> bool:
+    """JSON Lines (not one array: a range of a file never starts one) that are UTF-8 but for some lines."""
+    return suffix in JSONL_EXT and _mostly_utf8(data) and (
+        in_range or not _starts_json_array(data[:4096].decode("utf-8", "replace")))
+
+
 def _read_json_lines_bytes(data: bytes, file: str, fmt: str, first_line: int = 1) -> Iterator[Item]:
     """JSON Lines whose bytes are UTF-8 but for some lines: each such line is one Problem (record
     skipped, line named), every other record is read as usual."""
@@ -240,7 +246,7 @@ def _read_zip(path: Path) -> Iterator[Item]:
             continue
         suffix = Path(m).suffix.lower()
         text, err = decode(data, name)
-        if err and suffix in JSONL_EXT and _mostly_utf8(data) and not _starts_json_array(data[:4096].decode("utf-8", "replace")):
+        if err and _lines_decode_alone(data, suffix):
             yield from _read_json_lines_bytes(data, name, "saudinewsnet-zip")
             continue
         if err:
@@ -307,7 +313,7 @@ def read_file(path: Path, span: tuple[int, int, int] | None = None) -> Iterator[
         return
     text, err = decode(data, name)
     first_line = span[2] if span else 1
-    if err and suffix in JSONL_EXT and _mostly_utf8(data) and (span or not _starts_json_array(data[:4096].decode("utf-8", "replace"))):
+    if err and _lines_decode_alone(data, suffix, bool(span)):
         yield from _read_json_lines_bytes(data, name, "jsonl", first_line)  # only the bad lines are lost
         return
     if err:

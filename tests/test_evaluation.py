@@ -226,3 +226,19 @@ def test_per_task_settings_name_real_tasks(sample_dataset, tmp_path, capsys, set
                "--out", tmp_path / "run", "--set", setting) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_training_dev_macro_f1_is_the_reports():
+    """The trainer averaged F1 over every label, evaluate over the labels in gold or predictions: on a dev
+    split without a class the number that picked the checkpoint was not the report's."""
+    from types import SimpleNamespace
+
+    from nabra.evaluation.metrics import task_metrics
+    from nabra.train.trainer import metric_fn
+
+    labels = ["a", "b", "c", "d"]  # "d" neither in gold nor predicted
+    y = np.array([0, 0, 1, 2, 2, 1])
+    logits = np.eye(4)[[0, 1, 1, 2, 0, 1]]
+    got = metric_fn({"stance": labels}, {})(SimpleNamespace(predictions=(logits,), label_ids=(y,)))
+    want = task_metrics([labels[i] for i in y], [labels[i] for i in logits.argmax(1)], labels, n_boot=0)["macro_f1"]
+    assert got["stance_macro_f1"] == pytest.approx(want, abs=1e-4) and want > 0.6

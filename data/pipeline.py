@@ -663,6 +663,42 @@ class HeaviestFirst(LocalPipelineExecutor):
         # one worker keeps input order: nothing to balance, and progress then follows the input
         return sorted(todo, key=lambda r: -self.weights[r]) if self.weights and self.workers > 1 else todo
 
+    def run(self):
+        # datatrove's run starts a multiprocess.Manager, whose server process outlived a SIGKILLed build
+        # and held its stdout (`nabra corpus build ... | cat` waited until it was killed by hand); here
+        # it is started so that it dies with this process
+        import multiprocess
+
+        real = multiprocess.Manager
+        multiprocess.Manager = dying_manager
+        try:
+            return super().run()
+        finally:
+            multiprocess.Manager = real
+
+
+def dying_manager():
+    """multiprocess.Manager() whose server process ends when the process that started it ends."""
+    import multiprocess
+    from multiprocess.managers import SyncManager
+
+    m = SyncManager(ctx=multiprocess.get_context())
+    m.start(_die_with_parent)
+    return m
+
+
+def _die_with_parent() -> None:
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:  # Linux's PR_SET_PDEATHSIG (1): SIGTERM when the parent ends; elsewhere the old behaviour
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took hold
+        os._exit(0)
+
 
 class WriteBehind:
     """pq.ParquetWriter whose write_table runs in a thread, one table behind the caller. pyarrow

@@ -483,3 +483,52 @@ def test_predict_names_repeats_the_same_with_one_or_two_workers(sample_run, tmp_
     assert runs["1"] == runs["2"]
     assert runs["1"][1] == [f"warning: {tmp_path / 'b.jsonl'} line {n}: the same article as {tmp_path / 'a.jsonl'} line 1; "
                             "labelled once" for n in (1, 4)]
+
+
+def test_the_pool_manager_dies_with_a_killed_build(tmp_path):
+    """datatrove's multiprocess.Manager outlived a SIGKILLed `nabra corpus build` and held its stdout, so
+    `nabra corpus build ... | cat` never ended; the executor now starts one that dies with its parent."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from datatrove.pipeline.base import PipelineStep
+
+    from nabra.data import pipeline as pl
+
+    script = tmp_path / "m.py"
+    script.write_text("import time\nfrom nabra.data.pipeline import dying_manager\nm = dying_manager()\n"
+                      "print(m._process.pid, flush=True)\ntime.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    pid = int(p.stdout.readline())
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+
+    def alive() -> bool:
+        try:
+            return open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+        except FileNotFoundError:
+            return False
+
+    for _ in range(50):
+        if not alive():
+            break
+        time.sleep(0.1)
+    assert not alive()
+
+    seen = []
+
+    class Probe(PipelineStep):
+        name, type = "probe", "probe"
+
+        def run(self, data=None, rank: int = 0, world_size: int = 1):
+            import multiprocess
+
+            seen.append(multiprocess.Manager is pl.dying_manager)
+            return
+            yield
+
+    pl.HeaviestFirst([Probe()], tasks=1, workers=1, logging_dir=str(tmp_path / "logs")).run()
+    assert seen == [True]

@@ -102,7 +102,7 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
             import yaml
 
             prov["run_config"] = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-            info = read_json((run_dir / "run_info.json"))
+            info = read_json(run_dir / "run_info.json")
             prov["run_seed"] = info.get("seed")
             prov["run_dataset_content_hash"] = info.get("dataset_content_hash")
             prov["run_git_commit"] = info.get("git_commit")

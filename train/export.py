@@ -413,7 +413,7 @@ def model_card(config, src: Path, report: dict | None, data: dict | None = None)
     data = data or {}
     tasks = config.tasks
     run_dir = src.parent if src.name == "model" else src
-    info = read_json((run_dir / "run_info.json")) if (run_dir / "run_info.json").exists() else {}
+    info = read_json(run_dir / "run_info.json") if (run_dir / "run_info.json").exists() else {}
     L = ["---", "language: ar", "library_name: transformers", "pipeline_tag: text-classification", "tags: [stance, sentiment, arabic, news, nabra]", "---", "",
          "# nabra stance and sentiment model", "",
          "One shared encoder with one classification head per task, trained with "

@@ -455,7 +455,7 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
     if resume and (run_dir / "model").exists() and (run_dir / "dev_metrics.json").exists():
         # finished: resuming again would train one step more and overwrite the model
         log(f"{run_dir} is finished (model/ and dev_metrics.json written): nothing to resume")
-        return json.loads((run_dir / "dev_metrics.json").read_text(encoding="utf-8"))
+        return read_json(run_dir / "dev_metrics.json")
     if resume and not (ckpts.exists() and any(ckpts.glob("checkpoint-*"))):
         log(f"no checkpoint in {ckpts}: starting from scratch")
         resume = False
@@ -533,5 +533,5 @@ def load_run_config(run_dir: str | Path) -> tuple[TrainConfig, str]:
         raise FileNotFoundError(f"{run_dir}: no config.yaml; not a nabra run directory")
     cfg = validate(TrainConfig, yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")),
                    str(run_dir / "config.yaml"))
-    info = read_json((run_dir / "run_info.json"))
+    info = read_json(run_dir / "run_info.json")
     return cfg, info["dataset_dir"]

@@ -4,7 +4,6 @@ nabra.evaluation.compare.compare (the gain of one group of runs over another, pa
 from __future__ import annotations
 
 from nabra.cli.main import positive_int
-
 from nabra.errors import UserError
 
 

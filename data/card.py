@@ -29,8 +29,10 @@ BATCHES = {
                   "slice plus, per stance, statements a weak-labelling function flags (the flags chose what to read, "
                   "readers never saw them). Eight readers llm-a0..a7, a random fifth read twice.",
     "gold_r29.jsonl": "r29 (issue 12, random): `nabra annotate sample --seed 29 --random 1200 --per-class 0 --double 1 "
-                      "--exclude data/annotations`: a uniform random draw from the same pool, outside every article "
-                      "and duplicate cluster already annotated; never chosen by a model or a rule. All read twice "
+                      "--exclude data/annotations --exclude-scope article` (gold.jsonl and sample.jsonl then in the "
+                      "folder): a uniform random draw from the same pool, outside every article and duplicate cluster "
+                      "already annotated (320 of its picks share an article group with earlier gold, which the "
+                      "default `--exclude-scope group` now leaves out too); never chosen by a model or a rule. All read twice "
                       "(llm-b1..b4, then llm-b5..b8 on the same slices). The source of `test-v2`.",
     "gold_al1.jsonl": "al1 (issue 12, active learning): `nabra annotate suggest --model <e5 fine-tune> --n 2200 "
                       "--candidates 8000 --enrich 0.5 --min-hits 0 --seed 17`: the 2,200 statements of 8,000 scored "
@@ -47,7 +49,8 @@ BATCHES = {
                       "--enrich-stances conciliatory condolence --min-hits 0 --seed 19`. Read once (llm-f1, llm-f2). "
                       "Train/dev only.",
     "gold_s31.jsonl": "s31 (issue 12, seeded sampler, no model): `nabra annotate sample --seed 31 --random 0 "
-                      "--per-class 40 --neutral-flagged 0 --double 0 --exclude data/annotations`: 40 statements a weak "
+                      "--per-class 40 --neutral-flagged 0 --double 0 --exclude data/annotations --exclude-scope article` (the "
+                      "batches before it in the folder): 40 statements a weak "
                       "rule flags per non-neutral stance (the political pool holds only 4 more for condolence), drawn "
                       "for conciliatory, the last class short of 400. Read once (llm-g1, llm-g2).",
     "gold_audit.jsonl": "audit (issue 12): re-reads of the label-noise audit's top suspects by an adjudicator who saw "

@@ -53,6 +53,23 @@ def article_groups(statements: pd.DataFrame) -> dict[str, str]:
     return {a: arts[uf.find(index[a])] for a in arts}
 
 
+def linked_to(statements: pd.DataFrame, ids: set[str], scope: str = "group",
+              groups: pd.Series | None = None) -> pd.Series:
+    """Mask of the statements linked to `ids`: the same article group (scope "group", the unit the
+    splits are drawn by), duplicate cluster or text; scope "article": the same article or duplicate
+    cluster only (the annotation sampler's rule before, kept so its earlier batches reproduce).
+    groups: statements.article_id mapped by article_groups, when the caller has it already."""
+    seen = statements[statements.statement_id.isin(ids)]
+    clusters = statements.dup_cluster.isin(set(seen.dup_cluster.dropna()))
+    if scope == "article":
+        return statements.article_id.isin(set(seen.article_id)) | clusters
+    if scope != "group":
+        raise ValueError(f"scope must be group or article, got {scope!r}")
+    if groups is None:
+        groups = statements.article_id.map(article_groups(statements))
+    return groups.isin(set(groups[seen.index])) | clusters | statements.text_sha1.isin(set(seen.text_sha1))
+
+
 def assign_splits(df: pd.DataFrame, seed: int, frozen: dict[str, str], dev_share: float = 0.15,
                   test_share: float = 0.15, grow_test: bool = True) -> pd.Series:
     """Stratified (by stance) group split; groups holding a frozen id follow that id. With

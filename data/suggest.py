@@ -54,7 +54,7 @@ def eligible_pool(statements: pd.DataFrame, articles: pd.DataFrame, blocked: dic
     """The eligible statements and the number left out per reason (each statement counted once, under
     its first reason). blocked: reason -> statement ids whose article groups, duplicate clusters and
     texts are left out (e.g. {"dev/test split": ..., "annotated": ...})."""
-    from nabra.data.dataset import article_groups
+    from nabra.data.dataset import article_groups, linked_to
     from nabra.data.sample import political_articles
 
     excluded: dict[str, int] = {}
@@ -70,9 +70,7 @@ def eligible_pool(statements: pd.DataFrame, articles: pd.DataFrame, blocked: dic
     drop("not a political article", ~statements.article_id.isin(political_articles(articles, min_hits)))
     groups = statements.article_id.map(article_groups(statements))
     for reason, ids in blocked.items():
-        seen = statements[statements.statement_id.isin(ids)]
-        drop(reason, groups.isin(set(groups[seen.index])) | statements.dup_cluster.isin(set(seen.dup_cluster.dropna()))
-             | statements.text_sha1.isin(set(seen.text_sha1)))
+        drop(reason, linked_to(statements, ids, groups=groups))
     return statements[left].sort_values("statement_id").reset_index(drop=True), excluded
 
 

@@ -103,6 +103,23 @@ def test_pool_leaves_out_heldout_groups_annotated_and_duplicates():
     assert pool.empty and excl["not a political article"] == 17
 
 
+def test_sampler_excludes_article_groups_like_suggest():
+    """`annotate sample --exclude` left out only the excluded statements' articles and clusters: a pick
+    of an article linked to them by a duplicate cluster could not go to a new test split (320 of r29's
+    1,200). Now the whole group, as `suggest` does; scope "article" keeps the old rule (reproduces r29)."""
+    from nabra.config import load_labels
+    from nabra.data.sample import draw
+
+    st, ar = _frame()
+    ar["title"] = "وزير الخارجية الرئيس الحكومة مجلس الأمن"  # the sampler's political-article filter
+    st["start"], st["end"] = 0, 3
+    kw = dict(seed=1, random_slice=100, per_class=0, neutral_flagged=0, max_per_article=3)
+    group = set(draw(st, ar, load_labels(), exclude={"a2-001", "a4-000"}, **kw).statement_id)
+    assert group == {"a1-000", "a1-001", "a1-002", "a5-000", "a5-002", "a6-000", "a6-002"}  # = suggest's pool
+    old = set(draw(st, ar, load_labels(), exclude={"a2-001", "a4-000"}, exclude_scope="article", **kw).statement_id)
+    assert {"a3-001", "a3-002", "a5-001"} <= old and not any(i.startswith(("a2-", "a4-")) for i in old)
+
+
 def test_heldout_ids_include_every_frozen_test_file(tmp_path):
     from nabra.data.suggest import frozen_heldout_ids
 

@@ -32,6 +32,11 @@ def register(sub) -> None:
                     help="statements already annotated or held out: standoff .jsonl files, id lists (.txt, one a "
                          "line) or folders of them (data/annotations data/splits); their articles and duplicate "
                          "clusters are left out (a new batch)")
+    sm.add_argument("--exclude-scope", choices=["group", "article"], default="group",
+                    help="what --exclude leaves out: group (default) = their article groups (articles sharing a "
+                         "duplicate cluster, the unit splits are drawn by), duplicate clusters and texts, as "
+                         "`annotate suggest` does; article = their articles and duplicate clusters only (how "
+                         "batches r29 and s31 were drawn: reproduces them)")
     sm.set_defaults(func=run_sample)
     sg = s.add_parser("suggest", help="the next batch chosen by a trained model: uncertain, all classes, diverse",
                       description="Active learning: a trained model scores a seeded random subset of the unlabelled "
@@ -101,12 +106,13 @@ def run_sample(args) -> int:
     exclude = None
     if args.exclude:
         ids = _ids_of(args.exclude)
-        exclude = st.loc[st.statement_id.isin(ids), ["statement_id", "article_id"]]
-        print(f"excluding {len(exclude)} annotated statements, their {exclude.article_id.nunique()} articles "
-              f"and their duplicate clusters")
+        exclude = set(st.statement_id[st.statement_id.isin(ids)])
+        print(f"excluding {len(exclude)} annotated statements, their "
+              + ("article groups, duplicate clusters and texts" if args.exclude_scope == "group"
+                 else "articles and duplicate clusters"))
     df = draw(st, ar, load_labels(), seed=args.seed, random_slice=args.random, per_class=args.per_class,
               neutral_flagged=args.neutral_flagged if args.per_class else 0, double_share=args.double,
-              exclude=exclude)
+              exclude=exclude, exclude_scope=args.exclude_scope)
     write_sample(df, args.out)
     print(f"{len(df)} statements ({int(df.double.sum())} for a second reading) -> {args.out}")
     # the default draw keeps an old batch reproducible (seed 13 drew the first gold batch), so it does not
@@ -118,7 +124,7 @@ def run_sample(args) -> int:
         again = int(df.statement_id.isin(known).sum())
         if again:
             print(f"warning: {again} of them are annotated already or in a frozen split; "
-                  "--exclude data/annotations data/splits leaves those out (and their articles)", file=sys.stderr)
+                  "--exclude data/annotations data/splits leaves those out (and their article groups)", file=sys.stderr)
     print("  " + ", ".join(f"{k} {v}" for k, v in df.stratum.value_counts().sort_index().items()))
     return 0
 

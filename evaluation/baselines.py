@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from nabra.errors import UserError
+from nabra.evaluation.metrics import labelled
 from nabra.io import write_json
 
 C_GRID = (0.03, 0.1, 0.3, 1.0)
@@ -218,7 +219,7 @@ def train_baselines(data: dict[str, pd.DataFrame], label_lists: dict[str, list[s
     for task, labels in label_lists.items():
         # statements without a gold label for this task (training skips them too) are left out
         mt, md = tr[task].notna().to_numpy(), dv[task].notna().to_numpy()
-        xt, xd = [x for x, k in zip(x_tr, mt) if k], [x for x, k in zip(x_dv, md) if k]
+        xt, xd = labelled(x_tr, mt), labelled(x_dv, md)
         yt, yd = tr[task][mt].tolist(), dv[task][md].tolist()
         maj = Majority().fit(yt)
         pipe, grid = fit_tfidf(xt, yt, xd, yd, labels, (headline or {}).get(task), seed,

@@ -13,6 +13,12 @@ from sklearn.metrics import (accuracy_score, cohen_kappa_score, confusion_matrix
 R = 6  # digits kept in every reported number: reports must reproduce byte for byte
 
 
+def labelled(values, mask: np.ndarray) -> list:
+    """The items of `values` where `mask` (a task's gold-label mask) is true: statements without gold
+    for a task are left out of its scores and fits."""
+    return [v for v, keep in zip(values, mask) if keep]
+
+
 def _r(x) -> float:
     return round(float(x), R)
 

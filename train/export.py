@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nabra.io import read_json, versions, write_atomic, write_json
+from nabra.io import read_json, readable_weights, versions, write_atomic, write_json
 from nabra.train.model_dir import PIPELINE_FILE
 from nabra.train.predict import StanceClassifier, check_model_dir
 
@@ -33,6 +33,7 @@ class ExportError(RuntimeError):
 def export_hf(clf: StanceClassifier, out: Path, report: dict | None) -> None:
     src, model = clf.dir, clf.model
     model.save_pretrained(out)  # safetensors only in transformers 5
+    readable_weights(out)
     for f in src.iterdir():
         if f.name.startswith("tokenizer") or f.name in ("special_tokens_map.json", "vocab.txt", "nabra_preprocess.json",
                                                         "label_maps.json", PIPELINE_FILE):
@@ -314,6 +315,10 @@ def run(model_dir: str | Path, out: str | Path, formats: list[str], eval_df=None
     src = check_model_dir(model_dir, "torch")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # graphs of an earlier export into this folder would sit beside the new weights and predict with the
+    # old model (`predict --backend onnx`): every graph here is this export's or none
+    for stale in out.glob("model*.onnx*"):
+        stale.unlink()
     info: dict = {"source": str(src), "formats": formats, "versions": versions()}
     # each model is loaded once: the PyTorch model here, each ONNX graph once below
     clf = StanceClassifier(src, backend="torch")

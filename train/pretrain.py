@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nabra.config import ConfigError, PretrainConfig
-from nabra.io import versions, write_json
+from nabra.io import readable_weights, versions, write_json
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
 
 
@@ -61,6 +61,7 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, processing_class=tok)
     res = trainer.train()
     model.save_pretrained(out)
+    readable_weights(out)
     tok.save_pretrained(out)
     pre.save(out)
     info = {"corpus_content_hash": man["content_hash"], "statements": len(ds), "steps": trainer.state.global_step,

@@ -23,7 +23,7 @@ import yaml
 
 from nabra.config import ConfigError, TrainConfig
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split
-from nabra.io import git_commit, read_json, versions, write_atomic, write_json
+from nabra.io import git_commit, read_json, readable_weights, versions, write_atomic, write_json
 from nabra.train.model_dir import save_pipeline
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
 
@@ -413,6 +413,7 @@ def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, l
 def save_model(model, tok, pre: Preprocessor, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
+    readable_weights(out)
     tok.save_pretrained(out)
     pre.save(out)
     # label maps per task, readable without torch

@@ -110,7 +110,7 @@ class Embedder:
     def __call__(self, texts: list[str]) -> np.ndarray:
         import torch
 
-        todo = sorted({t for t in texts if t not in self.cache}, key=len)  # length-sorted: little padding
+        todo = sorted({t for t in texts if t not in self.cache}, key=lambda t: (len(t), t))  # length-sorted: little padding; ties by text, not by set order (PYTHONHASHSEED changed the batches and so the fp sums)
         for i in range(0, len(todo), self.batch_size):
             chunk = todo[i:i + self.batch_size]
             enc = self.tok([self.prefix + t for t in chunk], padding=True, truncation=True,

@@ -283,6 +283,7 @@ def training_args(cfg: TrainConfig, run_dir: Path, label_names: list[str]):
         save_total_limit=t.save_total_limit, load_best_model_at_end=t.select_best,
         metric_for_best_model="combined_macro_f1", greater_is_better=True,
         logging_steps=lg.logging_steps, report_to=report, run_name=run_dir.name,
+        restore_callback_states_from_checkpoint=True,  # --resume keeps early stopping's patience count
         seed=t.seed, data_seed=t.seed, full_determinism=not torch.cuda.is_available(),
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         length_column_name="length", label_names=label_names,

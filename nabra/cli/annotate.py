@@ -30,8 +30,8 @@ def register(sub) -> None:
     sm.add_argument("--double", type=float, default=0.2, help="share marked for a second reading (default 0.2)")
     sm.add_argument("--exclude", nargs="*", default=[],
                     help="statements already annotated or held out: standoff .jsonl files, id lists (.txt, one a "
-                         "line) or folders of them (data/annotations data/splits); their articles and duplicate "
-                         "clusters are left out (a new batch)")
+                         "line) or folders of them (data/annotations data/splits); their article groups are left out "
+                         "(a new batch; see --exclude-scope)")
     sm.add_argument("--exclude-scope", choices=["group", "article"], default="group",
                     help="what --exclude leaves out: group (default) = their article groups (articles sharing a "
                          "duplicate cluster, the unit splits are drawn by), duplicate clusters and texts, as "

@@ -93,8 +93,11 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
     try:
+        if out.exists() and not out.is_dir():
+            raise UserError(f"{out}: exists and is a file, not a folder: give a folder for the output")
         yield tmp
         if out.exists():
+            _check_replaceable(out, tmp)
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old)
             os.replace(tmp, out)
@@ -104,6 +107,21 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _check_replaceable(out: Path, new: Path) -> None:
+    """An existing output folder is replaced only when it holds nothing but what this command writes:
+    its earlier output (the same names; an optional table of a build, e.g. weak_train.parquet, when this
+    one writes Parquet too; a dataset build's rejects.txt). `--out` naming the input folder, a folder
+    holding the input, or any other folder deleted it whole."""
+    names = {p.name for p in new.iterdir()} | {"rejects.txt"}
+    tables = any(p.suffix == ".parquet" for p in new.iterdir())
+    foreign = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
+                     if p.name not in names and (p.is_dir() or not (tables and p.suffix == ".parquet")))
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        raise UserError(f"{out}: holds {', '.join(foreign[:5])}{more}, which this command does not write: "
+                        "not replaced (nothing was written); give a new or empty folder, or remove it first")
 
 
 def readable_weights(folder: str | Path) -> None:

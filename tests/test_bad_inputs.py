@@ -523,3 +523,29 @@ def test_installed_nabra_never_writes_into_its_package_and_finds_shared_beside_t
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
     assert config.shared_dir() == tmp_path / "shared"
+
+
+def test_out_never_replaces_a_folder_it_did_not_write(sample_corpus, tmp_path, capsys):
+    """`--out` naming the input folder, a folder holding the input or a file: atomic_dir replaced it
+    whole (articles and a user's notes gone, rc 0). Now refused, nothing written; a rebuild into the
+    command's own earlier output still replaces it."""
+    import shutil
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    shutil.copy(SAMPLE / "articles.jsonl", raw)
+    (raw / "notes.md").write_text("mine", encoding="utf-8")
+    assert cli("corpus", "build", "--input", raw, "--out", raw, "--no-progress") == 2
+    assert "holds articles.jsonl, notes.md, which this command does not write: not replaced" in capsys.readouterr().err
+    assert sorted(p.name for p in raw.iterdir()) == ["articles.jsonl", "notes.md"]
+    assert cli("corpus", "build", "--input", raw / "articles.jsonl", "--out", tmp_path, "--no-progress") == 2
+    assert (raw / "notes.md").exists()
+    copy = tmp_path / "corpus"
+    shutil.copytree(sample_corpus, copy)
+    assert cli("label", "weak", "--corpus", copy, "--out", copy) == 2  # would replace the corpus with weak labels
+    assert (copy / "statements.parquet").exists()
+    (tmp_path / "afile").write_text("x")
+    assert cli("corpus", "build", "--input", raw / "articles.jsonl", "--out", tmp_path / "afile", "--no-progress") == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    for _ in range(2):  # its own output: replaced
+        assert cli("corpus", "build", "--input", raw / "articles.jsonl", "--out", tmp_path / "c", "--no-progress") == 0

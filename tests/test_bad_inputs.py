@@ -549,3 +549,18 @@ def test_out_never_replaces_a_folder_it_did_not_write(sample_corpus, tmp_path, c
     assert "is a file, not a folder" in capsys.readouterr().err
     for _ in range(2):  # its own output: replaced
         assert cli("corpus", "build", "--input", raw / "articles.jsonl", "--out", tmp_path / "c", "--no-progress") == 0
+
+
+def test_predict_out_never_overwrites_an_input_or_the_model(sample_run, tmp_path, capsys):
+    """`predict --out` naming an input file replaced the article with its labels; inside the model
+    folder (--out MODEL/config.json) it broke the model."""
+    art = tmp_path / "a.txt"
+    art.write_text((SAMPLE / "article.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    before = art.read_bytes()
+    assert cli("predict", sample_run, art, "--out", art) == 2
+    assert "is an input or inside the model folder" in capsys.readouterr().err
+    assert art.read_bytes() == before
+    cfg = sample_run / "model" / "config.json"
+    kept = cfg.read_bytes()
+    assert cli("predict", sample_run, art, "--out", cfg) == 2
+    assert cfg.read_bytes() == kept

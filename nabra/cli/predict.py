@@ -46,6 +46,11 @@ def check_options(args) -> None:
     files, problems = expand_inputs(args.inputs)
     if not files:
         raise UserError("no input to label: " + "; ".join(str(p) for p in problems))
+    if args.out != "-":  # the output replaced an input file, or a file of the model folder
+        out = Path(args.out).resolve()
+        if out in {f.resolve() for f in files} or Path(args.model).resolve() in out.parents:
+            raise UserError(f"--out {args.out}: is an input or inside the model folder {args.model}; "
+                            "give another file name")
 
 
 def run(args) -> int:

@@ -93,7 +93,12 @@ def test_resume_after_a_kill_ends_with_the_same_metrics(sample_dataset, sample_r
     # starting again without --resume is refused: the checkpoints are not silently overwritten
     assert cli(*_train_args(sample_dataset, tmp_path / "run")) == 2
     assert cli("train", "--resume", tmp_path / "run", "--set", "training.max_steps=40") == 2  # not silently ignored
+    # a checkpoint cut short while saving (Ctrl-C): HF took the newest folder and failed on every --resume
+    half = tmp_path / "run/checkpoints/checkpoint-99999"
+    half.mkdir()
+    (half / "config.json").write_text("{}")
     assert cli("train", "--resume", tmp_path / "run") == 0
+    assert not half.exists()
     assert _metrics(tmp_path / "run") == _metrics(sample_run)
     # resuming a finished run changes nothing (it trained one step more and rewrote the model)
     written = [tmp_path / "run/model/model.safetensors", tmp_path / "run/dev_metrics.json"]

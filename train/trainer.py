@@ -407,8 +407,25 @@ def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, l
                       data_collator=DataCollatorWithPadding(tok), processing_class=tok,
                       compute_metrics=metric_fn(label_lists, cfg.training.metric_weights),
                       callbacks=cbs + list(callbacks or []), optimizers=(head_lr_optimizer(cfg, model), None))
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    trainer.train(resume_from_checkpoint=last_complete_checkpoint(run_dir / "checkpoints", print) if resume else None)
     return trainer
+
+
+def last_complete_checkpoint(ckpts: Path, log=print) -> str:
+    """The newest checkpoint the Trainer finished saving (trainer_state.json is written last). One cut
+    short by Ctrl-C or a kill is removed: HF took the newest folder and failed on it on every --resume."""
+    import shutil
+
+    done = []
+    for c in sorted(ckpts.glob("checkpoint-*")):
+        if (c / "trainer_state.json").exists() and any(c.glob("*.safetensors")):
+            done.append(c)
+        else:
+            log(f"{c}: saving was cut short (no trainer_state.json or weights): removed")
+            shutil.rmtree(c)
+    if not done:
+        raise ConfigError(f"{ckpts}: no complete checkpoint to resume from; start the run again without --resume")
+    return str(max(done, key=lambda c: int(c.name.rsplit("-", 1)[1]) if c.name.rsplit("-", 1)[1].isdigit() else -1))
 
 
 def save_model(model, tok, pre: Preprocessor, out: Path) -> None:

@@ -246,6 +246,11 @@ def test_annotate_import_bad_pass_is_a_message_and_good_records_stay(sample_corp
     with pytest.raises(SystemExit) as e:
         cli("annotate", "import", tmp_path / "batch.json", "--corpus", sample_corpus, "--out", out, "--pass", "x")
     assert e.value.code == 2 and "argument --pass: invalid choice: 'x'" in capsys.readouterr().err
+    # --out = the file imported: it was replaced by the records (the readers' export gone)
+    before = (tmp_path / "batch.json").read_bytes()
+    assert cli("annotate", "import", tmp_path / "batch.json", "--corpus", sample_corpus, "--out", tmp_path / "batch.json") == 2
+    assert "is the file being imported" in capsys.readouterr().err
+    assert (tmp_path / "batch.json").read_bytes() == before
 
 
 def test_annotate_export_takes_plain_ids_and_names_a_bad_json_line(sample_corpus, tmp_path, capsys):

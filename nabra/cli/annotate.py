@@ -192,6 +192,8 @@ def run_import(args) -> int:
     from nabra.data.corpus import load_corpus
     from nabra.io import write_atomic
 
+    if Path(args.out).resolve() == Path(args.file).resolve():  # the readers' export was replaced by its records
+        raise UserError(f"--out {args.out}: is the file being imported; give another file name")
     st, _, _ = load_corpus(args.corpus)
     pass_ = args.pass_ if args.pass_ == "final" else int(args.pass_)
     recs, errors = import_file(args.file, st, load_labels(), annotator=args.annotator, pass_=pass_)

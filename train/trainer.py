@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -414,10 +415,8 @@ def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, l
 def last_complete_checkpoint(ckpts: Path, log=print) -> str:
     """The newest checkpoint the Trainer finished saving (trainer_state.json is written last). One cut
     short by Ctrl-C or a kill is removed: HF took the newest folder and failed on it on every --resume."""
-    import shutil
-
     done = []
-    for c in sorted(ckpts.glob("checkpoint-*")):
+    for c in ckpts.glob("checkpoint-*"):
         if (c / "trainer_state.json").exists() and any(c.glob("*.safetensors")):
             done.append(c)
         else:
@@ -425,7 +424,7 @@ def last_complete_checkpoint(ckpts: Path, log=print) -> str:
             shutil.rmtree(c)
     if not done:
         raise ConfigError(f"{ckpts}: no complete checkpoint to resume from; start the run again without --resume")
-    return str(max(done, key=lambda c: int(c.name.rsplit("-", 1)[1]) if c.name.rsplit("-", 1)[1].isdigit() else -1))
+    return str(max(done, key=lambda c: int(c.name.split("-")[-1])))  # HF names them checkpoint-<step>
 
 
 def save_model(model, tok, pre: Preprocessor, out: Path) -> None:
@@ -489,8 +488,6 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
     except BaseException:
         # a run that failed before its first checkpoint leaves nothing behind (no empty --out folder)
         if created and not any(run_dir.glob("checkpoints/checkpoint-*")):
-            import shutil
-
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 

@@ -83,10 +83,11 @@ def write_json(path: str | Path, obj, **kw) -> None:
 
 
 @contextmanager
-def atomic_dir(out: str | Path) -> Iterator[Path]:
+def atomic_dir(out: str | Path, also: tuple[str, ...] = ()) -> Iterator[Path]:
     """Yield a temp folder beside `out`; on success it replaces `out` in one rename.
 
-    A killed build leaves only a `.out.tmp-*` folder, never a half-written `out`.
+    A killed build leaves only a `.out.tmp-*` folder, never a half-written `out`. `also`: names an
+    earlier run of the command may have written that this one does not (e.g. an export's other formats).
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +98,7 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
             raise UserError(f"{out}: exists and is a file, not a folder: give a folder for the output")
         yield tmp
         if out.exists():
-            _check_replaceable(out, tmp)
+            _check_replaceable(out, tmp, also)
             old = out.parent / f".{out.name}.old-{os.getpid()}"
             os.replace(out, old)
             os.replace(tmp, out)
@@ -109,12 +110,12 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
         raise
 
 
-def _check_replaceable(out: Path, new: Path) -> None:
+def _check_replaceable(out: Path, new: Path, also: tuple[str, ...] = ()) -> None:
     """An existing output folder is replaced only when it holds nothing but what this command writes:
     its earlier output (the same names; an optional table of a build, e.g. weak_train.parquet, when this
     one writes Parquet too; a dataset build's rejects.txt). `--out` naming the input folder, a folder
     holding the input, or any other folder deleted it whole."""
-    names = {p.name for p in new.iterdir()} | {"rejects.txt"}
+    names = {p.name for p in new.iterdir()} | {"rejects.txt", *also}
     tables = any(p.suffix == ".parquet" for p in new.iterdir())
     foreign = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
                      if p.name not in names and (p.is_dir() or not (tables and p.suffix == ".parquet")))

@@ -200,3 +200,27 @@ def test_reexport_drops_the_old_graphs_and_weights_are_world_readable(sample_run
     assert not list(out.glob("*.onnx"))
     for f in (sample_run / "model" / "model.safetensors", out / "model.safetensors"):
         assert stat.S_IMODE(f.stat().st_mode) & 0o044 == 0o044, f
+
+
+def test_an_interrupted_export_leaves_the_earlier_one_whole(sample_run, exported, tmp_path, monkeypatch, capsys):
+    """The export was written in place: killed while quantising, its folder held new weights beside the
+    earlier export's graphs (or weights without graphs) and still loaded for prediction. Now it is built
+    in a temp folder that replaces --out at the end; a folder holding other files is not replaced."""
+    from nabra.train import export
+
+    out = tmp_path / "exp"
+    shutil.copytree(exported, out)
+    before = {f.name: f.read_bytes() for f in out.iterdir()}
+
+    def killed(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "quantize", killed)
+    with pytest.raises(KeyboardInterrupt):
+        export.run(sample_run, out, ["hf", "onnx", "onnx-int8"])
+    assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]  # no temp folder left behind
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("not an export")
+    assert cli("export", "--model", sample_run, "--out", tmp_path / "mine", "--format", "hf") == 2
+    assert "notes.txt" in capsys.readouterr().err and (tmp_path / "mine" / "notes.txt").exists()

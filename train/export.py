@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nabra.io import read_json, readable_weights, versions, write_atomic, write_json
+from nabra.io import atomic_dir, read_json, readable_weights, versions, write_atomic, write_json
 from nabra.train.model_dir import PIPELINE_FILE
 from nabra.train.predict import StanceClassifier, check_model_dir
 
@@ -313,12 +313,19 @@ def run(model_dir: str | Path, out: str | Path, formats: list[str], eval_df=None
     if bad:
         raise ExportError(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
     src = check_model_dir(model_dir, "torch")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    # graphs of an earlier export into this folder would sit beside the new weights and predict with the
-    # old model (`predict --backend onnx`): every graph here is this export's or none
-    for stale in out.glob("model*.onnx*"):
-        stale.unlink()
+    # built in a temp folder that replaces `out` in one rename: a killed export leaves no folder that
+    # predicts half-made (weights without graphs, a graph of an earlier export beside new weights)
+    with atomic_dir(out, also=EARLIER_EXPORT) as tmp:
+        info = _export(src, tmp, formats, eval_df, report, sample_texts, log, int8_ffn_out, graph, calib_texts)
+    return info
+
+
+# what an earlier export may hold that this one does not write (its other formats): replaced with it
+EARLIER_EXPORT = ("model.onnx", "model.onnx.data", "model.int8.onnx", "README.md", "export_info.json")
+
+
+def _export(src: Path, out: Path, formats, eval_df, report, sample_texts, log, int8_ffn_out, graph,
+            calib_texts) -> dict:
     info: dict = {"source": str(src), "formats": formats, "versions": versions()}
     # each model is loaded once: the PyTorch model here, each ONNX graph once below
     clf = StanceClassifier(src, backend="torch")

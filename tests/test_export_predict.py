@@ -224,3 +224,19 @@ def test_an_interrupted_export_leaves_the_earlier_one_whole(sample_run, exported
     (tmp_path / "mine" / "notes.txt").write_text("not an export")
     assert cli("export", "--model", sample_run, "--out", tmp_path / "mine", "--format", "hf") == 2
     assert "notes.txt" in capsys.readouterr().err and (tmp_path / "mine" / "notes.txt").exists()
+
+
+def test_export_refuses_another_models_report(sample_run, sample_dataset, exported, tmp_path, capsys):
+    """Any report.json was taken: another run's figures went into this model's card."""
+    assert cli("evaluate", "--model", sample_run, "--data", sample_dataset, "--split", "test", "--no-baselines",
+               "--bootstrap", "20", "--out", tmp_path / "rep") == 0
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text(encoding="utf-8"))
+    for model in (sample_run, exported):  # the run, and a model folder carrying its run's record
+        assert cli("export", "--model", model, "--out", tmp_path / "ok", "--format", "hf",
+                   "--report", tmp_path / "rep" / "report.json") == 0
+    rep["provenance"]["models"][0]["run_seed"] = 7
+    (tmp_path / "other.json").write_text(json.dumps(rep), encoding="utf-8")
+    capsys.readouterr()
+    assert cli("export", "--model", sample_run, "--out", tmp_path / "x", "--format", "hf",
+               "--report", tmp_path / "other.json") == 2
+    assert "not " + str(sample_run) in capsys.readouterr().err and not (tmp_path / "x").exists()

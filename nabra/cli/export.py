@@ -39,7 +39,7 @@ def run(args) -> int:
 
         df = load_split(args.data, args.split)
         calib = load_split(args.data, "train").text.tolist()[:256]  # int8 calibration: never the scored split
-    report = read_report(Path(args.report)) if args.report else None
+    report = read_report(Path(args.report), args.model) if args.report else None
     if Path(args.out).resolve() == Path(args.model).resolve() or Path(args.out).resolve() == (Path(args.model) / "model").resolve():
         raise UserError(f"--out {args.out} is the model folder itself; export into a new folder")
     try:
@@ -53,8 +53,9 @@ def run(args) -> int:
     return 0
 
 
-def read_report(path: Path) -> dict:
-    """The `nabra evaluate` report.json whose figures go into the model card, checked for what the card reads."""
+def read_report(path: Path, model: str | Path | None = None) -> dict:
+    """The `nabra evaluate` report.json whose figures go into the model card, checked for what the card
+    reads and, given `model`, that it scored this model (another run's figures went into the card)."""
     try:
         rep = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -66,4 +67,32 @@ def read_report(path: Path) -> dict:
         if isinstance(rep, dict) and isinstance(rep.get("tasks"), dict) else []
     if missing or bad:
         raise UserError(f"--report {path}: not a `nabra evaluate` report.json (lacks {', '.join(missing) or 'tasks.' + bad[0] + '.model'})")
+    if model is not None:
+        check_report_model(rep, path, model)
     return rep
+
+
+# what a report records of each model it scored, and the same facts in the model folder's nabra_pipeline.json
+RUN_FACTS = {"run_config": "run_config", "run_seed": "seed", "run_dataset_content_hash": "dataset_content_hash"}
+
+
+def check_report_model(rep: dict, path: Path, model: str | Path) -> None:
+    """The report must have scored a model trained as `model` was (same resolved config, seed and
+    dataset): a report of another run put that run's figures into this model's card."""
+    from nabra.train.model_dir import load_pipeline, resolve
+
+    try:
+        facts = load_pipeline(resolve(model)).get("training_data") or {}
+    except (OSError, ValueError):
+        return  # a missing or damaged model folder is reported by the export itself, with its file named
+    scored = [m for m in (rep.get("provenance") or {}).get("models") or [] if isinstance(m, dict)]
+    if not scored:
+        raise UserError(f"--report {path}: scored no model (a baselines-only report); evaluate {model} with "
+                        "`nabra evaluate --model` and pass that report")
+    mine = {k: facts.get(v) for k, v in RUN_FACTS.items()}
+    if not mine["run_config"] or any(all(m.get(k) == mine[k] for k in RUN_FACTS) for m in scored):
+        return  # a model folder without its run's record cannot be told apart: accepted as before
+    other = scored[0]
+    diff = [k for k in RUN_FACTS if other.get(k) != mine[k]]
+    raise UserError(f"--report {path}: scores {other.get('model')}, not {model} (they differ in "
+                    f"{', '.join(diff)}); evaluate {model} and pass its report")

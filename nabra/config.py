@@ -117,22 +117,36 @@ def _override_for(key: str, overrides: list[str] | None) -> str | None:
 
 
 def parse_overrides(pairs: list[str] | None) -> dict:
-    """`--set a.b=1` pairs into a nested dict; values parsed as YAML scalars."""
+    """`--set a.b=1` pairs into a nested dict; values parsed as YAML scalars. The same key twice: the
+    last wins. A key and a key under it (`training=1`, `training.seed=2`) only merge when the outer
+    value is a mapping; else which one should win is unclear, and the pair is refused."""
     out: dict = {}
+    seen: list[tuple[list[str], object, str]] = []  # (key parts, value, pair) of every pair so far
     for pair in pairs or []:
         if "=" not in pair:
             raise ConfigError(f"--set {pair!r}: expected key=value, e.g. --set training.seed=1")
         key, value = pair.split("=", 1)
-        node = out
         parts = key.strip().split(".")
-        for p in parts[:-1]:
-            node = node.setdefault(p, {})
         try:
-            node[parts[-1]] = yaml.safe_load(value)
+            parsed = yaml.load(value, Loader=UniqueKeyLoader)
+        except DuplicateKeyError as e:
+            raise ConfigError(f"--set {pair!r}: key '{e.key}' appears twice in the value; keep one") from None
         except yaml.YAMLError as e:
             problem = str(getattr(e, "problem", "") or e).strip()
             raise ConfigError(f"--set {pair!r}: the value is not valid YAML ({problem}); quote it, "
                               f"e.g. --set '{key.strip()}=\"{value}\"'") from None
+        for parts0, parsed0, pair0 in seen:
+            n = min(len(parts), len(parts0))
+            if len(parts) != len(parts0) and parts[:n] == parts0[:n]:
+                outer, inner = (parsed, parsed0) if len(parts) < len(parts0) else (parsed0, parsed)
+                if not isinstance(outer, dict):
+                    raise ConfigError(
+                        f"--set {pair0!r} and --set {pair!r} conflict: '{'.'.join(parts[:n])}' is set to "
+                        f"{outer!r}, not a mapping, and a key under it is set too; keep one of them")
+        seen.append((parts, parsed, pair))
+        for p in reversed(parts):
+            parsed = {p: parsed}
+        out = deep_merge(out, parsed)
     return out
 
 
@@ -146,14 +160,53 @@ def deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A mapping that holds one key twice (PyYAML keeps the last without a word)."""
+
+    def __init__(self, key, first: int, second: int, mark):
+        self.key, self.first, self.second = key, first, second
+        super().__init__(None, None, f"key {key!r} appears twice (lines {first} and {second})", mark)
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping with a key twice: two `training:` blocks silently kept
+    only the second. PyYAML has no option for it, hence the check in the mapping constructor."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            lines: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *defaults` may be overridden by the keys beside it
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    if key in lines:
+                        raise DuplicateKeyError(key, lines[key], key_node.start_mark.line + 1, key_node.start_mark)
+                except TypeError:
+                    continue  # an unhashable key: the base constructor reports it
+                lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str, source: str | Path):
+    """YAML a user wrote (configs, lexicons) with UniqueKeyLoader; errors are ConfigErrors naming `source`."""
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)
+    except DuplicateKeyError as e:
+        raise ConfigError(f"{source}: key '{e.key}' appears twice (lines {e.first} and {e.second}); the second "
+                          "would silently replace the first: keep one") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: invalid YAML: {e}") from None
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder, not a YAML config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+        data = load_yaml(path.read_text(encoding="utf-8"), path) or {}
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if not isinstance(data, dict):
@@ -169,7 +222,8 @@ def load(model: type[BaseModel], path: str | Path | None, overrides: list[str] |
 
 
 def load_corpus_config(path: str | Path | None = None, overrides: list[str] | None = None) -> CorpusConfig:
-    return load(CorpusConfig, path or config_file("corpus.yaml"), overrides)
+    return load(CorpusConfig, shipped(path, "", ("corpus.yaml",)) if path else config_file("corpus.yaml"),
+                overrides)
 
 
 # --------------------------------------------------------------------------- labels
@@ -298,15 +352,23 @@ class TrainConfig(Strict):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
 
-def shipped(path: str | Path, kind: str) -> Path:
-    """`path` if it exists, else the config nabra ships under that name (`tiny`, `train/tiny.yaml` or
-    `configs/train/tiny.yaml`), so that the README's commands work from any folder after `pip install .`."""
+def shipped(path: str | Path, kind: str, names: tuple[str, ...] | None = None) -> Path:
+    """`path` if it exists, else the config nabra ships under that name in configs/`kind`/ (`tiny`,
+    `train/tiny.yaml` or `configs/train/tiny.yaml`; kind "" for configs/ itself, limited to `names`), so
+    that the README's commands work from any folder after `pip install .`. Neither: a ConfigError that
+    lists the shipped names."""
     p = Path(path)
-    if p.exists():
+    if p.is_file():
         return p
+    folder = config_file(kind)
+    found = sorted(f.name for f in folder.glob("*.yaml") if names is None or f.name in names)
     name = p.name if p.suffix else f"{p.name}.yaml"
-    candidate = config_file(f"{kind}/{name}")
-    return candidate if candidate.exists() else p
+    if name in found:
+        return folder / name
+    what = {"benchmarks": "benchmark", "": "corpus"}.get(kind, kind)
+    problem = "is a folder, not a config file" if p.is_dir() else "config file not found"
+    raise ConfigError(f"{path}: {problem}, nor the name of a shipped {what} config (shipped: "
+                      f"{', '.join(Path(f).stem for f in found)})")
 
 
 def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -366,7 +428,5 @@ class BenchmarkConfig(Strict):
 
 
 def load_benchmark_config(name_or_path: str) -> BenchmarkConfig:
-    p = Path(name_or_path)
-    if not p.suffix:
-        p = config_file(f"benchmarks/{name_or_path}.yaml")
-    return load(BenchmarkConfig, p)
+    """A YAML path, or a shipped benchmark's name (`mawqif`) or path (`configs/benchmarks/mawqif.yaml`)."""
+    return load(BenchmarkConfig, shipped(name_or_path, "benchmarks"))

@@ -42,12 +42,14 @@ def _offline_message(out: Path, reason: str, names: list[str]) -> str:
             f"`nabra data fetch saudinewsnet --from THAT_FOLDER --out {out}`")
 
 
-def _place(tmp: Path, dest: Path, want: str, origin: str) -> None:
+def _place(tmp: Path, dest: Path, want: str, origin: str, local: bool) -> None:
     got = file_sha256(tmp)
     if got != want:
         tmp.unlink(missing_ok=True)
+        todo = (f"replace {origin} with the published file from {BROWSE_URL}" if local else
+                "run the command again (a download cut short); if it fails again, the published file changed")
         raise UserError(f"{origin}: sha256 {got} does not match the committed {want} ({MANIFEST}): "
-                        "a different or damaged file; nothing was written for it")
+                        f"a different or damaged file; nothing was written for it: {todo}")
     os.chmod(tmp, 0o644)
     os.replace(tmp, dest)  # atomic: dest is either absent or the checked file
 
@@ -58,7 +60,22 @@ def fetch(out: str | Path, source: str | Path | None = None, timeout: float = 30
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
+    # the folders made here (deepest first): a failed fetch removes those it left empty, so that it
+    # leaves nothing new behind; the files it checked stay, and the same command fetches the rest
+    made = [d for d in (out, *out.parents) if not d.exists()]
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _fetch(out, source, timeout, log)
+    except BaseException:
+        for d in made:
+            try:
+                d.rmdir()
+            except OSError:  # not empty: a checked file stays
+                break
+        raise
+
+
+def _fetch(out: Path, source: str | Path | None, timeout: float, log) -> list[Path]:
     files = manifest()
     todo = [n for n, sha in files.items() if not ((out / n).exists() and file_sha256(out / n) == sha)]
     if source is not None:
@@ -74,8 +91,11 @@ def fetch(out: str | Path, source: str | Path | None = None, timeout: float = 30
             with os.fdopen(fd, "wb") as fh:
                 if source is not None:
                     origin = str(Path(source) / name)
-                    with open(origin, "rb") as src_fh:
-                        shutil.copyfileobj(src_fh, fh)
+                    try:
+                        with open(origin, "rb") as src_fh:
+                            shutil.copyfileobj(src_fh, fh)
+                    except OSError as e:
+                        raise UserError(f"--from {source}: cannot read {origin} ({e.strerror or e})") from None
                 else:
                     origin = RAW_URL.format(name=name)
                     try:
@@ -84,7 +104,7 @@ def fetch(out: str | Path, source: str | Path | None = None, timeout: float = 30
                     except (urllib.error.URLError, OSError) as e:
                         raise UserError(_offline_message(out, f"{origin}: {getattr(e, 'reason', e)}",
                                                          todo[i - 1:])) from None
-            _place(tmp, out / name, files[name], origin)
+            _place(tmp, out / name, files[name], origin, source is not None)
             log(f"  {name}  ok ({i}/{len(todo)})")
         finally:
             tmp.unlink(missing_ok=True)

@@ -29,7 +29,8 @@ def test_a_file_that_does_not_match_its_sha256_is_not_written(tmp_path, capsys):
     err = capsys.readouterr().err
     first = sorted(fetch.manifest())[0]
     assert f"{src / first}: sha256 " in err and "does not match the committed" in err
-    assert list(out.iterdir()) == []  # no partial file left behind
+    assert f"replace {src / first} with the published file from {fetch.BROWSE_URL}" in err
+    assert not out.exists()  # no partial file, nor the empty folder, left behind
 
 
 def test_a_local_copy_missing_files_names_them(tmp_path, capsys):
@@ -46,4 +47,29 @@ def test_offline_says_what_to_download_and_where(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert f"Download these 16 file(s) from {fetch.BROWSE_URL}" in err and f"put them in {out}/" in err
     assert "--from THAT_FOLDER" in err and "Traceback" not in err
-    assert list(out.iterdir()) == []
+    assert not out.exists()
+
+
+def test_a_failed_fetch_leaves_nothing_new_but_the_files_it_checked(tmp_path, monkeypatch, capsys):
+    """A failed fetch left an empty --out folder (and the folders above it that it made)."""
+    import hashlib
+
+    src = tmp_path / "copy"
+    src.mkdir()
+    (src / "a.zip").write_bytes(b"a")
+    (src / "b.zip").write_bytes(b"damaged")
+    monkeypatch.setattr(fetch, "manifest", lambda: {"a.zip": hashlib.sha256(b"a").hexdigest(),
+                                                    "b.zip": hashlib.sha256(b"b").hexdigest()})
+    out = tmp_path / "new" / "snn"
+    (src / "a.zip").rename(src / "a.later")  # a.zip damaged too: the first file fails, nothing stays
+    (src / "a.zip").write_bytes(b"wrong")
+    assert cli("data", "fetch", "saudinewsnet", "--from", src, "--out", out) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
+    (src / "a.later").replace(src / "a.zip")  # a.zip checks out, b.zip does not: a.zip stays
+    assert cli("data", "fetch", "saudinewsnet", "--from", src, "--out", out) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["a.zip"]
+    mine = tmp_path / "mine"  # a folder that was there before stays, empty or not
+    mine.mkdir()
+    assert cli("data", "fetch", "saudinewsnet", "--from", src, "--out", mine) == 2
+    assert mine.is_dir()
+    assert "Traceback" not in capsys.readouterr().err

@@ -260,3 +260,27 @@ def test_linear_probe_starts_each_head_as_its_dev_chosen_logistic_regression(sam
         assert round(float(f1), 4) == probes[t]["dev_macro_f1"]
     w = model.heads["sentiment"].weight.detach()
     assert torch.allclose(w[0], -w[1])  # (-z/2, z/2): softmax of the two is the logistic of z
+
+
+def test_resume_within_a_later_epoch_repeats_the_uninterrupted_run(sample_dataset, tmp_path):
+    """Statements batched by length (the default) were shuffled by HF's LengthGroupedSampler from the
+    global RNG, which --resume restores as it was at the checkpoint, not at the start of the epoch: a run
+    resumed inside epoch 2 skipped the wrong statements and ended with other numbers."""
+    from transformers import TrainerCallback
+
+    from nabra.train.trainer import run
+
+    steps = TINY_FAST + ["training.eval_strategy=steps", "training.eval_steps=5"]
+
+    class Kill(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.epoch > 1 and state.epoch % 1:  # inside the second epoch or later
+                raise KeyboardInterrupt
+
+    cfg = load_train_config(TINY, steps)
+    assert cfg.training.group_by_length
+    run(cfg, sample_dataset, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, sample_dataset, tmp_path / "cut", callbacks=[Kill()])
+    assert cli("train", "--resume", tmp_path / "cut") == 0
+    assert _metrics(tmp_path / "cut") == _metrics(tmp_path / "whole")

@@ -309,6 +309,44 @@ class _JsonlLogger:
         return Cb()
 
 
+EPOCH_RNG_FILE = "epoch_rng_state.pt"
+
+
+class _EpochOrder:
+    """Makes a run resumed inside an epoch see that epoch's statements in the uninterrupted order.
+
+    HF's LengthGroupedSampler (`group_by_length`, the default) shuffles from torch's global RNG when the
+    epoch starts; on --resume the Trainer restores the RNG as it was at the checkpoint, so a resumed epoch
+    was reshuffled and skipped the wrong statements. The RNG state at each epoch's start is saved in every
+    checkpoint and put back at the start of the resumed epoch, before the sampler draws (the Trainer then
+    restores the checkpoint's own state for the steps that follow, as before). An uninterrupted run draws
+    exactly what it drew before. Hand-written: HF offers no seeded length-grouped sampler."""
+
+    def __new__(cls, resume_from: str | None):
+        import torch
+        from transformers import TrainerCallback
+
+        class Cb(TrainerCallback):
+            def __init__(self):
+                saved = Path(resume_from or "") / EPOCH_RNG_FILE
+                self.pending = torch.load(saved) if resume_from and saved.exists() else None
+                self.at_start = None
+
+            def on_epoch_begin(self, args, state, control, **kw):
+                inside = abs(state.epoch - round(state.epoch)) > 1e-6  # the checkpoint's epoch, e.g. 1.43
+                if self.pending is not None and inside:
+                    torch.set_rng_state(self.pending)  # resumed inside this epoch: its draw as it was
+                self.pending = None
+                self.at_start = torch.get_rng_state()
+
+            def on_save(self, args, state, control, **kw):
+                if state.is_world_process_zero and self.at_start is not None:
+                    ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                    torch.save(self.at_start, ckpt / EPOCH_RNG_FILE)
+
+        return Cb()
+
+
 def head_lr_optimizer(cfg: TrainConfig, model):
     """AdamW with the heads at training.head_learning_rate (None: the Trainer builds its own optimizer).
     Same grouping as the Trainer's (no decay on biases and LayerNorm weights); the Trainer's scheduler
@@ -401,14 +439,15 @@ def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, l
 
     label_names = [f"labels_{t}" for t in label_lists]
     args = training_args(cfg, run_dir, label_names)
-    cbs = [_JsonlLogger(run_dir / "metrics.jsonl")]
+    start = last_complete_checkpoint(run_dir / "checkpoints", print) if resume else None
+    cbs = [_JsonlLogger(run_dir / "metrics.jsonl"), _EpochOrder(start)]
     if cfg.training.early_stopping_patience > 0 and cfg.training.select_best:
         cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
                       data_collator=DataCollatorWithPadding(tok), processing_class=tok,
                       compute_metrics=metric_fn(label_lists, cfg.training.metric_weights),
                       callbacks=cbs + list(callbacks or []), optimizers=(head_lr_optimizer(cfg, model), None))
-    trainer.train(resume_from_checkpoint=last_complete_checkpoint(run_dir / "checkpoints", print) if resume else None)
+    trainer.train(resume_from_checkpoint=start)
     return trainer
 
 

@@ -248,15 +248,24 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
 
     t0 = time.perf_counter()
     files, problems = expand_inputs(inputs)
+    out = Path(out)
+    work = Path(work) if work else out.parent / f".{out.name}.work"
+    check_apart(inputs, files, out, work)
+    input_records, readable = [], []
+    for f in files:
+        if str(f) != "-":
+            try:  # read once here: a file that cannot be read (permissions, I/O error) is one input problem
+                input_records.append({"path": str(f), "bytes": f.stat().st_size, "sha256": file_sha256(f)})
+            except OSError as e:
+                problems.append(Problem(str(f), f"cannot read file ({e.strerror or e})"))
+                continue
+        readable.append(f)
+    files = readable
     for p in problems:
         if log:
             log(f"warning: {p}")
-    input_records = [{"path": str(f), "bytes": f.stat().st_size, "sha256": file_sha256(f)}
-                     for f in files if str(f) != "-"]
-    out = Path(out)
     if not files:
-        raise BuildError("nothing could be built: no article with a statement in the input"
-                         + (f" ({len(problems)} input problem(s): {problems[0]})" if problems else ""), problems)
+        raise BuildError(nothing_built(problems, 0), problems)
     if any(str(f) == "-" for f in files):
         tasks, workers, executor = 1, 1, "local"  # stdin is read by this process only
     units, tasks = pl.plan_tasks([str(f) for f in files], tasks)
@@ -264,7 +273,6 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
     # a small input is built in this process unless workers are asked for: starting a pool costs more
     workers = max(1, workers or (cfg.workers if total_bytes >= pl.SMALL_INPUT_BYTES else 1))
     partitions = pl.partitions_for(total_bytes)
-    work = Path(work) if work else out.parent / f".{out.name}.work"
     fingerprint = pl._fingerprint([f for f in files if str(f) != "-"], cfg, tasks, partitions, units)
     if any(str(f) == "-" for f in files):  # another stdin stream looks the same: never resume one
         fingerprint["stdin"] = os.urandom(8).hex()
@@ -281,6 +289,32 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
         raise
     shutil.rmtree(work, ignore_errors=True)
     return BuildResult(out, res["manifest"], res["problems"])
+
+
+def check_apart(inputs: list[str], files: list[Path], out: Path, work: Path) -> None:
+    """Refuses an output (or work) folder inside an input folder, or an input inside it: the next build
+    would read this one's rejects.jsonl, manifest.json and parts as articles. Refused rather than
+    skipped: skipping only --out would still read the work and temporary folders beside it (and any
+    older corpus kept there), and a refusal costs one path change."""
+    for flag, given in (("--out", out), ("--work", work)):
+        o = given.resolve()
+        for spec in inputs:
+            if spec != "-" and Path(spec).is_dir() and (o == Path(spec).resolve() or Path(spec).resolve() in o.parents):
+                raise BuildError(f"{flag} {given} is inside --input {spec}: a later build would read what this one "
+                                 f"writes there (rejects.jsonl, manifest.json) as articles; put it outside {spec}")
+        inside = next((f for f in files if str(f) != "-" and o in f.resolve().parents), None)
+        if inside:
+            raise BuildError(f"--input {inside} lies inside {flag} {given}, which the build replaces or removes; "
+                             "put the output outside the input")
+
+
+def nothing_built(problems: list[Problem], articles_read: int) -> str:
+    """The one message of a build that kept nothing: every input rejected, or no statement kept."""
+    if problems and not articles_read:
+        shown = "; ".join(map(str, problems[:3])) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        return f"nothing could be built: every input was rejected ({len(problems)} input problem(s)): {shown}"
+    return ("nothing could be built: no article with a statement in the input"
+            + (f" ({len(problems)} input problem(s): {problems[0]})" if problems else ""))
 
 
 def why_empty(rejects: list[dict], cfg: CorpusConfig) -> str:

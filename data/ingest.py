@@ -187,6 +187,9 @@ def _read_json_text(text: str, file: str, fmt: str, first_line: int = 1) -> Iter
         except json.JSONDecodeError as e:
             yield Problem(file, f"invalid JSON array: {e.msg}", e.lineno)
             return
+        except (ValueError, RecursionError) as e:  # a number over 4300 digits; arrays nested too deep
+            yield Problem(file, f"invalid JSON array: {_json_limit(e)}")
+            return
         for i, rec in enumerate(records):
             yield _from_record(rec, file, f"#{i}", fmt)
         return
@@ -200,10 +203,20 @@ def _read_json_text(text: str, file: str, fmt: str, first_line: int = 1) -> Iter
         except json.JSONDecodeError as e:
             yield Problem(file, f"invalid JSON ({e.msg})", lineno)
             continue
+        except (ValueError, RecursionError) as e:
+            yield Problem(file, f"invalid JSON ({_json_limit(e)})", lineno)
+            continue
         item = _from_record(rec, file, f"line {lineno}", fmt)
         if isinstance(item, Problem):
             item.line = lineno
         yield item
+
+
+def _json_limit(e: Exception) -> str:
+    """What Python's json refused in valid-looking JSON (not a JSONDecodeError)."""
+    if isinstance(e, RecursionError):
+        return "nested too deeply to read"
+    return str(e).split(";")[0]  # "Exceeds the limit (4300 digits) for integer string conversion: ..."
 
 
 def is_json_lines(path: Path) -> bool:
@@ -275,6 +288,19 @@ def _from_html(html: str, file: str) -> Item:
 
 
 def read_file(path: Path, span: tuple[int, int, int] | None = None) -> Iterator[Item]:
+    """_read_file, where an error no check foresaw (a library's, on one odd file) becomes a Problem for
+    that file too: one input must never stop the corpus build or `nabra predict` over all the others.
+    Articles of the file read before the error stay."""
+    try:
+        yield from _read_file(path, span)
+    except MemoryError:
+        raise
+    except Exception as e:
+        where = f" (bytes {span[0]}-{span[1]})" if span else ""
+        yield Problem(str(path), f"cannot read the rest of the file{where}: {type(e).__name__}: {e}")
+
+
+def _read_file(path: Path, span: tuple[int, int, int] | None = None) -> Iterator[Item]:
     """Yields the articles of one input file, or Problems naming what is wrong with it. `span`
     (start byte, end byte, number of the line at start) reads only that part of a JSON Lines file,
     cut at line starts (nabra.data.pipeline.plan_units): records, locators and line numbers are

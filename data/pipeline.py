@@ -905,7 +905,7 @@ def cluster_edges(work: Path, partitions: int, repeated_gids: np.ndarray, part_s
 def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks: int, partitions: int,
              expand_problems: list, input_records: list[dict], t0: float, log, stage_times: dict) -> dict:
     """Streams the parts, in input order, into OUT (atomically) and returns the manifest."""
-    from nabra.data.corpus import STATEMENT_SCHEMA, BuildError, empty_reasons
+    from nabra.data.corpus import STATEMENT_SCHEMA, BuildError, empty_reasons, nothing_built
     from nabra.data.ingest import Problem
     from nabra.io import atomic_dir, versions, write_json
 
@@ -971,8 +971,7 @@ def assemble(files: list[Path], work: Path, out: Path, cfg: CorpusConfig, tasks:
                     aw.write_table(t.drop_columns(["gid", "body_sha1"]))
                     n_art += t.num_rows
         if not n_art:
-            raise BuildError("nothing could be built: no article with a statement in the input"
-                             + (f" ({len(problems)} input problem(s): {problems[0]})" if problems else "")
+            raise BuildError(nothing_built(problems, counts["articles_read"])
                              + "".join(f"; {f}: {why}" for f, why in empty_reasons(_part_rejects(parts), cfg)[:5]),
                              problems)
         # each cluster root's statement id, filled as the roots stream past (a root comes first in input

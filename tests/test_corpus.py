@@ -188,6 +188,80 @@ def test_bad_inputs_are_reported_and_the_rest_is_built(tmp_path, capsys):
     assert cli("corpus", "build", "--input", *inputs, "--out", tmp_path / "out2", "--strict", "--no-progress") == 1
 
 
+@pytest.mark.parametrize("pool", [[], ["--workers", "2", "--tasks", "3"]], ids=["in-process", "pool"])
+def test_an_unreadable_input_is_rejected_and_the_rest_is_built(tmp_path, monkeypatch, capsys, pool):
+    """A file that cannot be opened (mode 000, as a user who is not root) was a PermissionError
+    traceback; JSON too deep or with a 5000-digit number a RecursionError / ValueError one."""
+    import os
+
+    import nabra.data.ingest as ingest
+
+    inp, out = tmp_path / "in", tmp_path / "out"
+    inp.mkdir()
+    (inp / "good.txt").write_text(BODY1, "utf-8")
+    locked = inp / "locked.txt"
+    locked.write_text(BODY2, "utf-8")
+    locked.chmod(0)
+    if os.access(locked, os.R_OK):  # root reads it anyway: refuse it where nabra opens it
+        real = open
+
+        def fake_open(f, *a, **k):
+            if Path(f) == locked:
+                raise PermissionError(13, "Permission denied", str(f))
+            return real(f, *a, **k)
+        monkeypatch.setattr(ingest, "open", fake_open, raising=False)
+    (inp / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (inp / "big.jsonl").write_text('{"text": "x", "n": ' + "1" * 5000 + "}\n")
+    (inp / "not.zip").write_text("not a zip")
+    code = cli("corpus", "build", "--input", inp, "--out", out, "--no-progress", *pool)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert f"{locked}: cannot read file (Permission denied)" in err
+    assert "deep.json: invalid JSON array: nested too deeply to read" in err
+    assert "big.jsonl:1: invalid JSON (Exceeds the limit (4300 digits)" in err
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text("utf-8").splitlines()]
+    assert sorted(Path(r["input_file"]).name for r in rejects if r["kind"] == "input") == \
+        ["big.jsonl", "deep.json", "locked.txt", "not.zip"]
+    assert load_corpus(out)[2]["counts"]["articles_kept"] == 1
+
+
+def test_every_input_rejected_is_one_error(tmp_path, capsys):
+    (tmp_path / "not.zip").write_text("not a zip")
+    (tmp_path / "bin.txt").write_bytes(b"\x00\x01binary")
+    for pool in ([], ["--workers", "2", "--tasks", "2"]):
+        assert cli("corpus", "build", "--input", tmp_path / "not.zip", tmp_path / "bin.txt",
+                   "--out", tmp_path / "out", "--no-progress", *pool) == 2
+        err = capsys.readouterr().err
+        assert "nothing could be built: every input was rejected (2 input problem(s)): " in err
+        assert "not.zip: corrupt or unreadable zip" in err and "bin.txt: binary file" in err
+        assert not (tmp_path / "out").exists()
+
+
+def test_an_output_inside_the_input_is_refused(tmp_path, capsys):
+    """`--input raw --out raw/corpus`: the next build read its own rejects.jsonl and manifest.json
+    as articles (133 input problems, 19 more articles on the sample)."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.txt").write_text(BODY1, "utf-8")
+    assert cli("corpus", "build", "--input", raw, "--out", raw / "corpus", "--no-progress") == 2
+    assert f"--out {raw / 'corpus'} is inside --input {raw}: a later build would read" in capsys.readouterr().err
+    assert cli("corpus", "build", "--input", raw, "--out", tmp_path / "c", "--work", raw / "w", "--no-progress") == 2
+    assert f"--work {raw / 'w'} is inside --input {raw}" in capsys.readouterr().err
+    assert cli("corpus", "build", "--input", raw / "a.txt", "--out", raw, "--no-progress") == 2
+    assert f"--input {raw / 'a.txt'} lies inside --out {raw}" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"] and [p.name for p in raw.iterdir()] == ["a.txt"]
+
+
+def test_repeated_input_flags_add_up(tmp_path):
+    """`--input a.txt --input b.txt` read b.txt only (argparse kept the last list)."""
+    (tmp_path / "a.txt").write_text(BODY1, "utf-8")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "b.txt").write_text(BODY2, "utf-8")
+    assert cli("corpus", "build", "--input", tmp_path / "a.txt", "--input", tmp_path / "d", "--out",
+               tmp_path / "out", "--no-progress") == 0
+    assert [Path(i["path"]).name for i in load_corpus(tmp_path / "out")[2]["inputs"]] == ["a.txt", "b.txt"]
+
+
 def test_windows_1256_then_report():
     assert decode(BODY1.encode("cp1256"), "x")[0] == BODY1
     assert decode("plain english".encode("utf-16-le") + b"\xff\xfe", "x")[1] is not None

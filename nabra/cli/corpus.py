@@ -12,8 +12,10 @@ def register(sub) -> None:
     p = sub.add_parser("corpus", help="build the statement corpus from raw articles")
     csub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     b = csub.add_parser("build", help="clean, segment and deduplicate articles into a statement corpus")
-    b.add_argument("--input", nargs="+", required=True, metavar="PATH",
-                   help="SaudiNewsNet zips, .jsonl/.json, .txt, .html files, folders or globs (any mix)")
+    # extend: `--input a.txt --input b.txt` reads both (a plain nargs="+" kept the last only)
+    b.add_argument("--input", nargs="+", action="extend", required=True, metavar="PATH",
+                   help="SaudiNewsNet zips, .jsonl/.json, .txt, .html files, folders or globs (any mix); "
+                        "may be given more than once")
     b.add_argument("--out", required=True, help="output folder (replaced atomically when the build succeeds)")
     b.add_argument("--config", default=None, help="corpus config YAML (default: configs/corpus.yaml)")
     b.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

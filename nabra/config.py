@@ -118,8 +118,9 @@ def _override_for(key: str, overrides: list[str] | None) -> str | None:
 
 def parse_overrides(pairs: list[str] | None) -> dict:
     """`--set a.b=1` pairs into a nested dict; values parsed as YAML scalars. The same key twice: the
-    last wins. A key and a key under it (`training=1`, `training.seed=2`) only merge when the outer
-    value is a mapping; else which one should win is unclear, and the pair is refused."""
+    last wins, and a key set after keys under it replaces them (`model.tiny.vocab_size=600`, then
+    `model.tiny=null`). A key under one set before to a value that is not a mapping (`training=1`, then
+    `training.seed=2`) is refused: it has nowhere to go."""
     out: dict = {}
     seen: list[tuple[list[str], object, str]] = []  # (key parts, value, pair) of every pair so far
     for pair in pairs or []:
@@ -137,8 +138,8 @@ def parse_overrides(pairs: list[str] | None) -> dict:
                               f"e.g. --set '{key.strip()}=\"{value}\"'") from None
         for parts0, parsed0, pair0 in seen:
             n = min(len(parts), len(parts0))
-            if len(parts) != len(parts0) and parts[:n] == parts0[:n]:
-                outer, inner = (parsed, parsed0) if len(parts) < len(parts0) else (parsed0, parsed)
+            if len(parts) > len(parts0) and parts[:n] == parts0[:n]:
+                outer = parsed0
                 if not isinstance(outer, dict):
                     raise ConfigError(
                         f"--set {pair0!r} and --set {pair!r} conflict: '{'.'.join(parts[:n])}' is set to "

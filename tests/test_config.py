@@ -9,9 +9,11 @@ from nabra.config import (ConfigError, load_benchmark_config, load_corpus_config
 
 
 # ----------------------------------------------------------------------------- --set
-@pytest.mark.parametrize("pairs", [["training=1", "training.seed=2"], ["training.seed=2", "training=1"]])
-def test_a_key_and_a_key_under_it_name_both_pairs(pairs, tmp_path, capsys):
-    """`training=1` then `training.seed=2` was a TypeError traceback; the other order named one pair."""
+def test_a_key_under_a_value_that_is_not_a_mapping_names_both_pairs(tmp_path, capsys):
+    """`training=1` then `training.seed=2` was a TypeError traceback. The other order is last-wins, as
+    `model.tiny.vocab_size=600` then `model.tiny=null` (drop the tiny geometry): `training` is then 1,
+    refused by validation with the pair named."""
+    pairs = ["training=1", "training.seed=2"]
     with pytest.raises(ConfigError) as e:
         load_train_config("tiny", pairs)
     assert f"--set '{pairs[0]}' and --set '{pairs[1]}' conflict" in str(e.value)
@@ -19,6 +21,10 @@ def test_a_key_and_a_key_under_it_name_both_pairs(pairs, tmp_path, capsys):
     assert cli(*args, "--set", pairs[0], "--set", pairs[1]) == 2
     err = capsys.readouterr().err
     assert pairs[0] in err and pairs[1] in err and "Traceback" not in err
+    with pytest.raises(ConfigError, match="--set training=1: key 'training'"):
+        load_train_config("tiny", pairs[::-1])
+    assert load_train_config("tiny", ["model.tiny.vocab_size=600", "model.tiny=null",
+                                      "model.name_or_path=x"]).model.tiny is None
 
 
 def test_overrides_merge_under_a_mapping_and_the_last_of_one_key_wins():

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from nabra.config import ConfigError, LabelSchema
+from nabra.config import ConfigError, LabelSchema, load_yaml
 from nabra.paths import rules_file
 
 RULES_PATH = rules_file()
@@ -54,7 +53,7 @@ class WeakLabeler:
         self.rules_path = Path(rules_path)
         raw = self.rules_path.read_text(encoding="utf-8")
         self.rules_hash = hashlib.sha1(raw.encode()).hexdigest()
-        data = yaml.safe_load(raw)
+        data = load_yaml(raw, self.rules_path)  # a pattern list given twice dropped the first silently
         self.negator = re.compile("|".join(re.escape(w) for w in data.get("negators", [])) or "(?!)")
         self.functions: list[LabellingFunction] = []
         for i, f in enumerate(data["functions"]):

@@ -88,3 +88,15 @@ def test_an_unknown_config_lists_the_shipped_ones(tmp_path, monkeypatch, capsys)
     assert "shipped corpus config (shipped: corpus)" in capsys.readouterr().err
     assert cli("train", "--config", tmp_path, "--data", tmp_path, "--out", tmp_path / "r") == 2
     assert "is a folder, not a config file" in capsys.readouterr().err
+
+
+def test_a_lexicon_with_a_key_twice_is_refused(tmp_path):
+    """The weak labeller's cue lexicon was read with yaml.safe_load: a second `negators:` list silently
+    replaced the first."""
+    from nabra.data.weak import WeakLabeler
+    from nabra.paths import rules_file
+
+    raw = rules_file().read_text(encoding="utf-8")
+    (tmp_path / "rules.yaml").write_text("negators: [لا]\n" + raw, encoding="utf-8")
+    with pytest.raises(ConfigError, match="key 'negators' appears twice"):
+        WeakLabeler(load_labels(), tmp_path / "rules.yaml")

@@ -26,8 +26,10 @@ TASKS = ("stance", "sentiment")  # the spec's record carries these two tasks
 
 
 # ----------------------------------------------------------------------------- records
-def read_records(path: str | Path) -> list[dict]:
-    """All records of a folder (every gold*.jsonl) or of one file, checked for shape."""
+def read_records(path: str | Path, rejects: list[str] | None = None, schema: LabelSchema | None = None) -> list[dict]:
+    """All records of a folder (every gold*.jsonl) or of one file, checked for shape (and, given `schema`,
+    for known labels and pass). A bad record stops the read with its file:line, unless `rejects` is given:
+    then it is listed there ("file:line: reason") and skipped, so that `dataset build` builds the rest."""
     p = Path(path)
     files = sorted(p.glob("gold*.jsonl")) if p.is_dir() else [p]
     if not files or not all(f.exists() for f in files):
@@ -39,17 +41,28 @@ def read_records(path: str | Path) -> list[dict]:
                 continue
             try:
                 rec = json.loads(line)
+                why = record_error(rec, schema)
             except json.JSONDecodeError as e:
-                raise ConfigError(f"{f}:{n}: invalid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise ConfigError(f"{f}:{n}: not a JSON object (an annotation record is one object a line)")
-            if not isinstance(rec.get("statement_id", ""), str):
-                raise ConfigError(f"{f}:{n}: statement_id must be a string, got {rec['statement_id']!r}")
-            missing = [k for k in RECORD_KEYS if k not in rec]
-            if missing:
-                raise ConfigError(f"{f}:{n}: record lacks {missing}")
-            out.append(rec)
+                why = f"invalid JSON ({e.msg})"
+            if why and rejects is None:
+                raise ConfigError(f"{f}:{n}: {why}")
+            if why:
+                rejects.append(f"{f}:{n}: {why}")
+            else:
+                out.append(rec)
     return out
+
+
+def record_error(rec, schema: LabelSchema | None = None) -> str | None:
+    """Why a parsed JSONL line is not an annotation record (None: it is one)."""
+    if not isinstance(rec, dict):
+        return "not a JSON object (an annotation record is one object a line)"
+    if not isinstance(rec.get("statement_id", ""), str):
+        return f"statement_id must be a string, got {rec['statement_id']!r}"
+    missing = [k for k in RECORD_KEYS if k not in rec]
+    if missing:
+        return f"record lacks {missing}"
+    return "; ".join(check_labels(rec, schema)) or None if schema else None
 
 
 def write_records(records: list[dict], path: str | Path) -> None:
@@ -85,8 +98,8 @@ def parse_pass(value) -> int | str | None:
 
 def check_labels(rec: dict, schema: LabelSchema) -> list[str]:
     errs = []
-    for task in TASKS:
-        if rec.get(task) not in schema.tasks[task].labels:
+    for task in TASKS:  # a list or dict (hand-edited records) is no label either, and is unhashable
+        if not isinstance(rec.get(task), str) or rec[task] not in schema.tasks[task].labels:
             errs.append(f"unknown {task} label {rec.get(task)!r} (known: {', '.join(schema.tasks[task].names)})")
     if rec.get("pass") not in (1, 2, "final"):
         errs.append(f"pass must be 1, 2 or \"final\", got {rec.get('pass')!r}")
@@ -179,18 +192,21 @@ def export_tasks(rows: pd.DataFrame, out_json: str | Path, out_csv: str | Path |
 
 
 def _parse_ls(items: list) -> list[tuple[str, dict]]:
-    """Label Studio JSON export (full or JSON_MIN) into (locator, flat dict) pairs."""
+    """Label Studio JSON export (full or JSON_MIN) into (locator, flat dict) pairs. A locator names the
+    task: its place in the file, Label Studio's task id and the statement id, where there are."""
     out = []
     for i, t in enumerate(items):
         loc = f"task #{i}"
         if not isinstance(t, dict):
             out.append((loc, {"_error": "not a JSON object"}))
             continue
+        tid = [f"id {t['id']}"] if isinstance(t.get("id"), (int, str)) else []
         if "data" in t:  # full export
             if not isinstance(t["data"], dict):
-                out.append((loc, {"_error": "its 'data' is not a JSON object"}))
+                out.append((_named(loc, *tid), {"_error": "its 'data' is not a JSON object"}))
                 continue
             flat = dict(t["data"])
+            loc = _named(loc, *tid, *([str(flat["statement_id"])] if flat.get("statement_id") is not None else []))
             raw = t.get("annotations") or []
             if not isinstance(raw, list) or not all(isinstance(a, dict) for a in raw):
                 out.append((loc, {"_error": "its 'annotations' is not a list of objects"}))
@@ -204,19 +220,43 @@ def _parse_ls(items: list) -> list[tuple[str, dict]]:
             if anns:
                 a = anns[-1]
                 flat["annotator"] = str(a.get("completed_by") or "")
-                results = a.get("result", [])
-                if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
-                    out.append((loc, {"_error": "its annotation's 'result' is not a list of objects"}))
+                labels, why = _ls_choices(a.get("result", []))
+                if why:
+                    out.append((loc, {"_error": why}))
                     continue
-                for res in results:
-                    ch = (res.get("value") or {}).get("choices") or []
-                    if res.get("from_name") in TASKS and ch:
-                        # a list of one choice; a bare string (hand-made exports) is that choice, not its letters
-                        flat[res["from_name"]] = ch if isinstance(ch, str) else ch[0]
-            out.append((f"{loc} ({flat.get('statement_id')})", flat))
+                flat.update(labels)
+            out.append((loc, flat))
         else:  # JSON_MIN: fields flattened
-            out.append((f"{loc} ({t.get('statement_id')})", dict(t)))
+            out.append((_named(loc, *tid, str(t.get("statement_id"))), dict(t)))
     return out
+
+
+def _named(loc: str, *names: str) -> str:
+    return f"{loc} ({', '.join(names)})" if names else loc
+
+
+def _ls_choices(results) -> tuple[dict, str | None]:
+    """{task: label} of one annotation's `result`, or why it cannot be read: an item of another
+    from_name, or without one label in value.choices, rejects the task (it was a traceback, or a
+    reading silently left half unlabelled)."""
+    if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+        return {}, f"its annotation's 'result' is not a list of objects (got {json.dumps(results, ensure_ascii=False)[:80]})"
+    got: dict[str, str] = {}
+    for k, res in enumerate(results):
+        name = res.get("from_name")
+        if name not in TASKS:
+            return {}, f"result item {k}: unknown from_name {name!r} (known: {', '.join(TASKS)})"
+        if name in got:
+            return {}, f"result item {k}: a second {name} choice"
+        value = res.get("value")
+        ch = value.get("choices") if isinstance(value, dict) else None
+        if isinstance(ch, str):  # a bare string (hand-made exports) is that choice, not its letters
+            ch = [ch]
+        if not (isinstance(ch, list) and len(ch) == 1 and isinstance(ch[0], str)):
+            return {}, (f"result item {k} ({name}): " + ("no value.choices" if ch is None else
+                                                         f"value.choices must be a list of one label, got {ch!r}"))
+        got[name] = ch[0]
+    return got, None
 
 
 def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema, annotator: str | None = None,

@@ -32,7 +32,8 @@ import pandas as pd
 
 from nabra.config import ConfigError, LabelSchema
 from nabra.data.corpus import UnionFind, load_corpus
-from nabra.io import atomic_dir, read_json, write_atomic, write_json
+from nabra.errors import UserError
+from nabra.io import atomic_dir, read_json, read_parquet, write_atomic, write_json
 from nabra.paths import splits_dir
 
 SPLITS_DIR = splits_dir()
@@ -140,17 +141,19 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
     tasks = list(schema.tasks)
     weak = None
     if weak_dir:
-        weak = pd.read_parquet(Path(weak_dir) / "weak_labels.parquet")
+        weak = read_parquet(Path(weak_dir) / "weak_labels.parquet")
     problems: list[str] = []
+    bad: list[str] = []  # records that are no annotation record (bad JSON, shape, label): file:line and why
     if annotations:
-        recs = read_records(annotations)
+        recs = read_records(annotations, rejects=bad, schema=schema)
         fin = finals(recs)
         df, problems = join(fin, st)
-        if problems:
-            log(f"warning: {len(problems)} gold record(s) do not match the corpus:")
-            for p in problems[:20]:
-                log("  " + p)
-            log(f"  (all of them, with reasons: {Path(out) / 'rejects.txt'})")
+        for what, items in (("are not valid annotation records", bad), ("do not match the corpus", problems)):
+            if items:
+                log(f"warning: {len(items)} gold record(s) {what}:")
+                for p in items[:20]:
+                    log("  " + p)
+                log(f"  (all of them, with reasons: {Path(out) / 'rejects.txt'})")
         if df.empty:
             raise ConfigError("no gold record matches this corpus: was it built from ../shared/data/saudinewsnet "
                               "with configs/corpus.yaml?")
@@ -184,7 +187,8 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
     cols = ["statement_id", "article_id", "group", "text"] + tasks
     counts = {}
     info = {"label_source": label_source, "corpus_content_hash": cman["content_hash"], "annotation_hash": ann_hash,
-            "seed": seed, "mismatches": len(problems), "held_out_closed_test": int(late.sum()), "tasks": {t: schema.tasks[t].names for t in tasks},
+            "seed": seed, "mismatches": len(problems), "invalid_records": len(bad),
+            "held_out_closed_test": int(late.sum()), "tasks": {t: schema.tasks[t].names for t in tasks},
             # carried into every model trained on this dataset, so that prediction cuts statements the same way
             "corpus_config": cman.get("config"),
             "corpus_inputs": sorted({Path(i["path"]).name for i in cman.get("inputs", [])}),
@@ -208,9 +212,9 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
         info["counts"] = counts
         info["content_hash"] = ids_hash(f"{r.statement_id}|{r.split}|" + "|".join(str(getattr(r, t)) for t in tasks)
                                         for r in df.itertuples())
-        if problems:  # the gold records left out, each with its reason (the log shows the first 20)
+        if bad or problems:  # the gold records left out, each with its reason (the log shows the first 20)
             info["rejects"] = "rejects.txt"
-            write_atomic(tmp / "rejects.txt", "\n".join(problems) + "\n")
+            write_atomic(tmp / "rejects.txt", "\n".join(bad + problems) + "\n")
         write_json(tmp / "manifest.json", info)
     if label_source == "gold" and splits_dir:
         for name in present if freeze else ["test-v2"] if test_v2 else []:
@@ -236,11 +240,33 @@ def designate_test_v2(frozen: dict[str, str], ids: list[str], gold_ids: set[str]
     return {**frozen, **{s: "test-v2" for s in ids if s in gold_ids}}
 
 
-def load_split(dataset_dir: str | Path, split: str) -> pd.DataFrame:
+def load_split(dataset_dir: str | Path, split: str, use: str | None = None) -> pd.DataFrame:
+    """One split of a dataset folder. use: what the command does with it ("score", "fit the baselines
+    on"), which needs statements: an empty split is then a UserError (it was a scikit-learn traceback)."""
     p = Path(dataset_dir) / f"{split}.parquet"
     if not p.exists():
-        raise FileNotFoundError(f"{p}: no such split (run `nabra dataset build` first)")
-    return pd.read_parquet(p)
+        raise UserError(f"{dataset_dir}: the dataset has no {split} split ({p.name}); it has {held_splits(dataset_dir)}")
+    df = read_parquet(p)
+    if use and df.empty:
+        raise UserError(f"{dataset_dir}: its {split} split is empty (0 statements): nothing to {use}; "
+                        f"it has {held_splits(dataset_dir)}")
+    return df
+
+
+def held_splits(dataset_dir: str | Path) -> str:
+    """The splits a dataset folder holds, with their sizes, e.g. "train (50), dev (10), test (0)"."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    held = []
+    for name in (*SPLITS, "weak_train"):
+        p = Path(dataset_dir) / f"{name}.parquet"
+        if p.exists():
+            try:  # the footer only: no table is read
+                held.append(f"{name} ({pq.ParquetFile(p).metadata.num_rows})")
+            except (pa.ArrowException, OSError):
+                held.append(f"{name} (damaged)")
+    return ", ".join(held) + " statements" if held else "no split (*.parquet)"
 
 
 def dataset_manifest(dataset_dir: str | Path) -> dict:

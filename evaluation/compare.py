@@ -52,7 +52,7 @@ def compare(runs_a: list, runs_b: list, dataset_dir: str | Path, splits: list[st
     result = {"dataset": str(Path(dataset_dir).resolve()), "dataset_content_hash": man.get("content_hash"),
               "groups": {names[0]: [str(r) for r in runs_a], names[1]: [str(r) for r in runs_b]},
               "bootstrap_resamples": n_boot, "seed": seed, "splits": {}}
-    frames = {s: load_split(dataset_dir, s) for s in splits}  # a missing split fails before any prediction
+    frames = {s: load_split(dataset_dir, s, use="score") for s in splits}  # an absent or empty split fails before any prediction
     for r in list(runs_a) + list(runs_b):
         d = validate(r, "torch")  # a run or model folder that cannot predict fails before any prediction
         heads = json.loads((d / "config.json").read_text(encoding="utf-8"))["tasks"]

@@ -76,7 +76,7 @@ def _point(cfg: TrainConfig, dataset_dir: Path, out: Path, f: float, sub: pd.Dat
         train_run(c, data, run_dir, resume=any((run_dir / "checkpoints").glob("checkpoint-*")), log=log)
     man = dataset_manifest(dataset_dir)
     for split in todo:
-        df = load_split(dataset_dir, split)
+        df = load_split(dataset_dir, split, use="score")
         preds, probs, tasks = model_predictions(run_dir / "model", df)
         scores["splits"][split] = {
             t: {k: v for k, v in task_metrics(df[t].tolist(), preds[t], list(man["tasks"][t]), None, None, n_boot,
@@ -96,7 +96,7 @@ def run_curve(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, fracti
         raise UserError(f"--fractions {fractions}: each must be in (0, 1]")
     splits = list(dict.fromkeys(splits))
     for s in splits:
-        load_split(dataset_dir, s)  # a missing split fails before any training
+        load_split(dataset_dir, s, use="score")  # an absent or empty split fails before any training
     man = dataset_manifest(dataset_dir)
     plan = {"dataset": str(dataset_dir.resolve()), "dataset_content_hash": man.get("content_hash"),
             "subsample_seed": subsample_seed, "bootstrap_resamples": n_boot, "config": cfg.model_dump()}

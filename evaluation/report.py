@@ -74,7 +74,7 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
 
     out = Path(out)
     man = dataset_manifest(dataset_dir)
-    df = load_split(dataset_dir, split)
+    df = load_split(dataset_dir, split, use="score")
     label_lists = {t: list(v) for t, v in man["tasks"].items() if t in df.columns}
     headline = headline or man.get("headline_labels") or {}
     report: dict = {"title": title, "split": split, "n_statements": len(df), "seed": seed, "bootstrap_resamples": n_boot,
@@ -132,7 +132,8 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
         if bl is None and baselines_dir:
             bl = load_baselines(baselines_dir)
         elif bl is None:
-            data = {s: load_split(dataset_dir, s) for s in ("train", "dev")}
+            data = {s: load_split(dataset_dir, s, use="fit the baselines on (give --no-baselines or --baselines DIR)")
+                    for s in ("train", "dev")}
             bl = train_baselines(data, label_lists, headline, seed=seed, encoder=encoder)
         if cache is not None:
             cache["baselines"] = bl
@@ -154,6 +155,8 @@ def evaluate_splits(model_dir, dataset_dir, splits: list[str], out: str | Path, 
     """evaluate() on each split: one split writes its report into OUT, several into OUT/<split>/ and
     OUT/report.md holds their summary tables side by side (baselines fitted once)."""
     out = Path(out)
+    for s in splits:  # an absent or empty split fails before any prediction or report
+        load_split(dataset_dir, s, use="score")
     if len(splits) == 1:
         return {splits[0]: evaluate(model_dir, dataset_dir, splits[0], out, **kw)}
     cache: dict = {}

@@ -23,7 +23,7 @@ def weak_report(corpus_dir, dataset_dir, schema: LabelSchema, split: str = "dev"
         raise UserError(f"{dataset_dir}: its labels are {source}, not gold; `nabra label report` scores the weak "
                         "labeller against gold (build the dataset with --annotations)")
     st, _, _ = load_corpus(corpus_dir)
-    gold = load_split(dataset_dir, split)
+    gold = load_split(dataset_dir, split, use="score")
     labeler = WeakLabeler(schema)
     # coverage/overlap/conflict over the whole corpus; accuracy over gold
     sample = st.text.sample(n=min(50_000, len(st)), random_state=0).tolist()

@@ -59,6 +59,38 @@ def read_json(path: str | Path):
         raise UserError(f"{path}: damaged JSON ({e}); write it again with the nabra command that made it") from None
 
 
+def read_parquet(path: str | Path, **kw):
+    """pandas.read_parquet; a damaged or non-Parquet file is a UserError naming it (pyarrow raised
+    ArrowInvalid, with a traceback), and so is one nabra may not read (pyarrow's PermissionError names
+    no file). A missing file passes on as it is: the CLI names it."""
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path, **kw)
+    except FileNotFoundError:
+        raise
+    except PermissionError:
+        raise UserError(f"{path}: permission denied: nabra may not read it") from None
+    except (pa.ArrowException, OSError) as e:
+        why = (str(e).splitlines() or [type(e).__name__])[0].replace(f"Could not open Parquet input source '{path}': ", "")
+        raise UserError(f"{path}: damaged or not a Parquet file ({why}); "
+                        "build it again with the nabra command that made it") from None
+
+
+def shipped_data(path: str | Path) -> Path:
+    """`path` if it exists, else, for a relative data/... path as the README writes it (data/annotations,
+    data/splits), the copy nabra ships: installed, the README's commands work from any folder, as
+    nabra.config.shipped does for configs. Only for reading: the shipped copy is never written."""
+    from nabra.paths import data_file
+
+    p = Path(path)
+    if p.exists() or p.is_absolute() or len(p.parts) < 2 or p.parts[0] != "data":
+        return p
+    candidate = data_file("/".join(p.parts[1:]))
+    return candidate if candidate.exists() else p
+
+
 def sha1_text(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 

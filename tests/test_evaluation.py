@@ -124,6 +124,33 @@ def test_training_never_reads_the_test_split(sample_dataset, tmp_path):
     assert cli(*args) == 0  # the whole run, not only its loader
 
 
+def test_evaluate_names_an_absent_or_empty_split_and_the_splits_there_are(sample_dataset, tmp_path, capsys):
+    """An empty scored split (a small weak-labelled build, or a filtered one) ended in a scikit-learn
+    traceback; an absent one named the file but not the splits the dataset has."""
+    import shutil
+
+    import pandas as pd
+
+    ds = tmp_path / "ds"
+    shutil.copytree(sample_dataset, ds)
+    n_train = len(pd.read_parquet(ds / "train.parquet"))
+    pd.read_parquet(ds / "test.parquet").iloc[:0].to_parquet(ds / "test.parquet", index=False)
+    model = tmp_path / "no-model"  # the split is checked before any model loads
+    assert cli("evaluate", "--model", model, "--data", ds, "--split", "test", "--out", tmp_path / "r") == 2
+    err = capsys.readouterr().err
+    assert f"{ds}: its test split is empty (0 statements): nothing to score" in err and "Traceback" not in err
+    assert f"train ({n_train})" in err and "test (0)" in err
+    (ds / "test.parquet").unlink()
+    assert cli("evaluate", "--model", model, "--data", ds, "--split", "dev", "test", "--out", tmp_path / "r") == 2
+    err = capsys.readouterr().err
+    assert f"{ds}: the dataset has no test split (test.parquet); it has train ({n_train}), dev (" in err
+    assert not (tmp_path / "r").exists()
+    # the baselines are tuned on dev: an empty dev is named too, by `evaluate` and by `baseline`
+    pd.read_parquet(ds / "dev.parquet").iloc[:0].to_parquet(ds / "dev.parquet", index=False)
+    assert cli("baseline", "--data", ds, "--out", tmp_path / "b") == 2
+    assert "its dev split is empty (0 statements): nothing to tune the baselines on" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- reports
 def test_report_is_reproducible_and_embeds_every_plot(sample_run, sample_dataset, tmp_path):
     from PIL import Image

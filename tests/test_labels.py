@@ -193,6 +193,63 @@ def test_bad_import_fails_with_a_message_per_record(sample_corpus, tmp_path, cap
     assert (tmp_path / "o.rejects.txt").read_text().count("\n") == 3
 
 
+def test_label_studio_results_of_odd_shapes_are_rejected_by_task(sample_corpus, tmp_path, capsys):
+    """A `result` whose value is no object or whose choices are no list gave a traceback; an unknown
+    from_name was dropped silently. Each such task is now rejected naming it, and the good one kept."""
+    st = load_corpus(sample_corpus)[0]
+
+    def task(i, result):
+        return {"id": 100 + i, "data": {"statement_id": st.statement_id[i], "text_sha1": st.text_sha1[i]},
+                "annotations": [{"completed_by": "r1", "result": result}]}
+
+    good = [{"from_name": "stance", "value": {"choices": ["neutral"]}},
+            {"from_name": "sentiment", "value": {"choices": ["neutral"]}}]
+    odd = {"its annotation's 'result' is not a list of objects (got {\"a\": 1})": {"a": 1},
+           "its annotation's 'result' is not a list of objects (got null)": None,
+           "result item 0 (stance): no value.choices": [{"from_name": "stance"}],
+           "result item 1 (sentiment): no value.choices": [good[0], {"from_name": "sentiment", "value": "neutral"}],
+           "result item 0 (stance): value.choices must be a list of one label, got {'a': 1}":
+               [{"from_name": "stance", "value": {"choices": {"a": 1}}}],
+           "result item 0 (stance): value.choices must be a list of one label, got 5":
+               [{"from_name": "stance", "value": {"choices": 5}}],
+           "result item 0: unknown from_name 'stanse' (known: stance, sentiment)":
+               [{"from_name": "stanse", "value": {"choices": ["neutral"]}}, good[1]]}
+    tasks = [task(i, r) for i, r in enumerate(odd.values())] + [task(len(odd), good)]
+    (tmp_path / "ls.json").write_text(json.dumps(tasks, ensure_ascii=False), encoding="utf-8")
+    out = tmp_path / "gold_new.jsonl"
+    assert cli("annotate", "import", tmp_path / "ls.json", "--corpus", sample_corpus, "--out", out) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    rejects = (tmp_path / "gold_new.rejects.txt").read_text(encoding="utf-8").splitlines()
+    assert rejects == [f"ls.json task #{i} (id {100 + i}, {st.statement_id[i]}): {why}" for i, why in enumerate(odd)]
+    (rec,) = read_records(out)
+    assert rec["statement_id"] == st.statement_id[len(odd)] and rec["stance"] == rec["sentiment"] == "neutral"
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"stance": 3}, "unknown stance label 3"), ({"stance": None}, "unknown stance label None"),
+    ({"stance": ["neutral"]}, "unknown stance label ['neutral']"), ({"sentiment": {"a": 1}}, "unknown sentiment label {'a': 1}"),
+    ({"statement_id": 5}, "statement_id must be a string, got 5"), ({"pass": "3"}, "pass must be 1, 2 or \"final\", got '3'"),
+])
+def test_gold_records_with_bad_label_types_are_rejected_by_line_and_the_rest_built(
+        sample_corpus, sample_gold_records, tmp_path, capsys, change, reason):
+    """A stance that is a number, null or a list, a sentiment that is an object: a scikit-learn or pyarrow
+    traceback from `dataset build`; a statement_id that is no string stopped the whole build."""
+    recs = [dict(r) for r in sample_gold_records]
+    recs[3].update(change)
+    ann = tmp_path / "gold.jsonl"
+    ann.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs), encoding="utf-8")
+    (tmp_path / "splits").mkdir()  # none frozen
+    assert cli("dataset", "build", "--corpus", sample_corpus, "--annotations", ann, "--splits", tmp_path / "splits",
+               "--out", tmp_path / "ds") == 0
+    out = capsys.readouterr()
+    assert f"{ann}:4: {reason}" in out.out and "invalid records: 1" in out.out and "Traceback" not in out.err
+    assert (tmp_path / "ds" / "rejects.txt").read_text(encoding="utf-8").startswith(f"{ann}:4: {reason}")
+    built = pd.concat(pd.read_parquet(tmp_path / "ds" / f"{s}.parquet") for s in ("train", "dev", "test"))
+    assert len(built) == len(recs) - 1 and sample_gold_records[3]["statement_id"] not in set(built.statement_id)
+    assert json.loads((tmp_path / "ds" / "manifest.json").read_text())["invalid_records"] == 1
+
+
 # ----------------------------------------------------------------------------- splits
 def test_sample_splits_keep_articles_together(sample_dataset):
     parts = {s: pd.read_parquet(sample_dataset / f"{s}.parquet") for s in ("train", "dev", "test")}

@@ -20,7 +20,8 @@ def run(args) -> int:
 
     refuse_test(args.tune_split, "nabra baseline")
     man = dataset_manifest(args.data)
-    data = {"train": load_split(args.data, "train"), "dev": load_split(args.data, args.tune_split)}
+    data = {"train": load_split(args.data, "train", use="fit the baselines on"),
+            "dev": load_split(args.data, args.tune_split, use="tune the baselines on")}
     labels = {t: v for t, v in man["tasks"].items() if t in data["train"]}
     enc = {"encoder": args.encoder, "prefix": args.encoder_prefix} if args.encoder else None
     bl = train_baselines(data, labels, man.get("headline_labels"), seed=args.seed, encoder=enc)

@@ -7,6 +7,7 @@ exit 2, without a stack trace.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import math
 import os
@@ -99,11 +100,28 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ConfigError, FileNotFoundError, MissingModelError) as e:
         print(f"nabra {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: outputs are written under a temporary name and renamed, so none is left half-written
+        print(f"nabra {args.command}: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # the reader went away (`nabra predict ... | head`): stop quietly, as `cat` does. stdout is
         # pointed at devnull so that the interpreter's final flush does not raise the same error again.
         _silence_stdout()
         return 0
+    except OSError as e:
+        if e.errno not in WRITE_ERRORS:  # anything else is a bug to report, with its traceback
+            raise
+        # a full disk names no file: the output being written is the one the user can act on
+        where = e.filename or (f"writing {args.out}" if getattr(args, "out", None) else "writing")
+        print(f"nabra {args.command}: error: {where}: {WRITE_ERRORS[e.errno]}", file=sys.stderr)
+        return 2
+
+
+# OSErrors a user causes by where they write (a read-only folder, a full disk or quota): one line, no traceback
+WRITE_ERRORS = {errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+                errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
+                errno.EDQUOT: "disk quota exceeded", errno.EFBIG: "file too large"}
 
 
 def _silence_stdout() -> None:

@@ -170,7 +170,7 @@ def test_small_gold_set_splits_and_every_mismatch_is_written(sample_corpus, samp
     small[0]["text_sha1"] = "0" * 40
     (tmp_path / "ann").mkdir()
     write_records(small, tmp_path / "ann" / "gold.jsonl")
-    build = ["dataset", "build", "--corpus", sample_corpus, "--annotations", tmp_path / "ann", "--splits", tmp_path / "none"]
+    build = ["dataset", "build", "--corpus", sample_corpus, "--annotations", tmp_path / "ann", "--splits", "none"]
     assert cli(*build, "--out", tmp_path / "ds") == 0
     parts = _parts(tmp_path / "ds")
     assert set(parts) >= {"train", "dev", "test"} and sum(len(p) for p in parts.values()) == len(small) - 1
@@ -179,3 +179,30 @@ def test_small_gold_set_splits_and_every_mismatch_is_written(sample_corpus, samp
     write_records(small[:2], tmp_path / "ann" / "gold.jsonl")
     assert cli(*build, "--out", tmp_path / "ds2") == 2
     assert "too few to split into train, dev and test" in capsys.readouterr().err
+
+
+def test_a_missing_splits_folder_is_refused_and_none_means_no_frozen_splits(sample_corpus, sample_gold_records,
+                                                                            tmp_path, monkeypatch, capsys):
+    """A mistyped --splits DIR built a dataset with no frozen splits, without a word."""
+    from nabra.data.annotate import write_records
+    from nabra.io import shipped_data
+    from nabra.paths import data_file
+
+    (tmp_path / "ann").mkdir()
+    write_records(sample_gold_records, tmp_path / "ann" / "gold.jsonl")
+    build = ["dataset", "build", "--corpus", sample_corpus, "--annotations", tmp_path / "ann", "--out", tmp_path / "ds"]
+    assert cli(*build, "--splits", tmp_path / "splts") == 2
+    assert f"--splits {tmp_path / 'splts'}: no such folder" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists()
+    assert cli(*build, "--splits", "none", "--freeze") == 2
+    assert "give a folder, not `none`" in capsys.readouterr().err
+    assert cli(*build, "--splits", tmp_path / "new", "--freeze") == 0  # a freeze creates the folder it writes
+    assert {p.name for p in (tmp_path / "new").iterdir()} == {"train_ids.txt", "dev_ids.txt", "test_ids.txt"}
+    assert cli(*build, "--splits", "none") == 0
+    capsys.readouterr()
+    # the README's relative data/annotations and data/splits: the shipped copies, from any folder
+    monkeypatch.chdir(tmp_path)
+    assert shipped_data("data/annotations") == data_file("annotations") and shipped_data("data/splits") == data_file("splits")
+    assert str(shipped_data("data/nothing")) == "data/nothing"
+    assert cli("label", "agreement", "--annotations", "data/annotations", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["double_annotated"] > 0

@@ -77,8 +77,9 @@ def run_report(args) -> int:
 
 def run_agreement(args) -> int:
     from nabra.data.annotate import agreement, read_records
+    from nabra.io import shipped_data  # --annotations data/annotations (the README's): found from any folder
 
-    ag = agreement(read_records(args.annotations or data_file("annotations")))
+    ag = agreement(read_records(shipped_data(args.annotations) if args.annotations else data_file("annotations")))
     if args.json:
         print(json.dumps(ag, indent=2))
         return 0
@@ -118,7 +119,9 @@ def run_sheet(args) -> int:
 
 def run_audit_import(args) -> int:
     from nabra.evaluation.audit import import_sheet
+    from nabra.io import shipped_data
 
-    n, open_rows = import_sheet(args.sheet, args.annotations or data_file("annotations"), args.out, args.annotator)
+    ann = shipped_data(args.annotations) if args.annotations else data_file("annotations")
+    n, open_rows = import_sheet(args.sheet, ann, args.out, args.annotator)
     print(f"{n} audit record(s) appended to {args.out}; {open_rows} row(s) left undecided")
     return 0

@@ -319,7 +319,7 @@ def test_label_studio_tasks_of_the_wrong_shape_are_rejected_by_task(sample_corpu
     assert cli("annotate", "import", tmp_path / "ls.json", "--corpus", sample_corpus, "--out", out) == 1
     err = capsys.readouterr().err
     assert "task #0: its 'data' is not a JSON object" in err and "unknown statement id ['x']" in err
-    assert "task #3: its 'annotations' is not a list of objects" in err
+    assert f"task #3 ({sid}): its 'annotations' is not a list of objects" in err
     assert "its annotation's 'result' is not a list of objects" in err
     assert "2 annotations (readers r1, r2); export one reader at a time" in err
     assert "text must be text, got 123" in err and "stance must be text, got ['neutral']" in err
@@ -569,3 +569,112 @@ def test_predict_out_never_overwrites_an_input_or_the_model(sample_run, tmp_path
     kept = cfg.read_bytes()
     assert cli("predict", sample_run, art, "--out", cfg) == 2
     assert cfg.read_bytes() == kept
+
+
+def test_a_damaged_parquet_file_is_named_by_every_reader(sample_corpus, sample_dataset, tmp_path, monkeypatch,
+                                                          capsys):
+    """A truncated table (a copy cut short, a full disk) gave pyarrow's ArrowInvalid traceback."""
+    import shutil
+
+    ds, weak = tmp_path / "ds", tmp_path / "weak"
+    shutil.copytree(sample_dataset, ds)
+    for split in ("train", "dev"):
+        (ds / f"{split}.parquet").write_bytes((sample_dataset / f"{split}.parquet").read_bytes()[:100])
+    assert cli("label", "weak", "--corpus", sample_corpus, "--out", weak) == 0
+    (weak / "weak_labels.parquet").write_bytes((weak / "weak_labels.parquet").read_bytes()[:100])
+    capsys.readouterr()
+    runs = [(["dataset", "build", "--corpus", sample_corpus, "--weak", weak, "--out", tmp_path / "d"], weak / "weak_labels.parquet"),
+            (["evaluate", "--model", tmp_path / "m", "--data", ds, "--out", tmp_path / "r"], ds / "dev.parquet"),
+            (["baseline", "--data", ds, "--out", tmp_path / "b"], ds / "train.parquet"),
+            (["train", "--config", "tiny", "--data", ds, "--out", tmp_path / "run"], ds / "train.parquet")]
+    for args, bad in runs:
+        assert cli(*args) == 2, args
+        err = capsys.readouterr().err
+        assert f"{bad}: damaged or not a Parquet file (Parquet magic bytes not found" in err, err
+        assert "build it again with the nabra command that made it" in err and "Traceback" not in err
+    from nabra.errors import UserError
+    from nabra.io import read_parquet
+
+    def refused(*a, **kw):  # pyarrow's own PermissionError names no file
+        raise PermissionError(13, "Failed to open local file. Detail: [errno 13] Permission denied")
+
+    monkeypatch.setattr(pd, "read_parquet", refused)
+    with pytest.raises(UserError, match="dev.parquet: permission denied: nabra may not read it"):
+        read_parquet(ds / "dev.parquet")
+
+
+@pytest.mark.parametrize("code, cause", [(13, "permission denied"), (28, "no space left on device"),
+                                         (30, "read-only file system"), (122, "disk quota exceeded")])
+def test_a_write_refused_by_the_system_is_one_line_naming_the_path(sample_corpus, tmp_path, monkeypatch, capsys,
+                                                                    code, cause):
+    """A read-only or full output folder (PermissionError, ENOSPC, EROFS, EDQUOT) gave a traceback."""
+    import errno
+    import tempfile
+
+    assert errno.errorcode[code]  # the codes of Linux, where nabra runs
+    ids = tmp_path / "ids.txt"
+    ids.write_text(pd.read_parquet(sample_corpus / "statements.parquet").statement_id[0] + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    real = tempfile.mkstemp
+
+    def refused(*a, dir=None, **kw):  # what the system answers when the folder cannot take the file
+        raise OSError(code, os.strerror(code), str(dir))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refused)
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", ids, "--out", out / "batch.json") == 2
+    err = capsys.readouterr().err
+    assert err == f"nabra annotate: error: {out}: {cause}\n"
+    monkeypatch.setattr(tempfile, "mkstemp", real)
+    # an OSError of another kind is a bug: it keeps its traceback
+    monkeypatch.setattr("nabra.data.annotate.export_tasks", lambda *a: (_ for _ in ()).throw(OSError(errno.EBADF, "x")))
+    with pytest.raises(OSError):
+        cli("annotate", "export", "--corpus", sample_corpus, "--ids", ids, "--out", out / "batch.json")
+
+
+def test_a_read_only_output_folder_is_named(sample_corpus, tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("the folder stays writable (running as root): the monkeypatched test covers it")
+        assert cli("label", "weak", "--corpus", sample_corpus, "--out", ro / "weak") == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"nabra label: error: {ro}") and "permission denied" in err and "Traceback" not in err
+    finally:
+        ro.chmod(0o755)
+
+
+def test_ctrl_c_prints_one_line_and_exits_130(sample_corpus, tmp_path, monkeypatch, capsys):
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nabra.data.weak.run", interrupted)
+    assert cli("label", "weak", "--corpus", sample_corpus, "--out", tmp_path / "weak") == 130
+    assert capsys.readouterr().err == "nabra label: interrupted\n"
+
+
+def test_annotate_export_to_a_csv_path_writes_each_format_to_its_own_file(sample_corpus, tmp_path, capsys):
+    """--out X.csv wrote the JSON into X.csv, then the CSV over it: one file, said twice."""
+    import csv
+
+    ids = pd.read_parquet(sample_corpus / "statements.parquet").statement_id[:3].tolist()
+    (tmp_path / "ids.txt").write_text("\n".join(ids) + "\n", encoding="utf-8")
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", tmp_path / "ids.txt",
+               "--out", tmp_path / "batch.csv") == 0
+    assert f"-> {tmp_path / 'batch.json'} and {tmp_path / 'batch.csv'}" in capsys.readouterr().out
+    assert [t["data"]["statement_id"] for t in json.loads((tmp_path / "batch.json").read_text(encoding="utf-8"))] == ids
+    with open(tmp_path / "batch.csv", encoding="utf-8") as fh:
+        assert [r["statement_id"] for r in csv.DictReader(fh)] == ids
+
+
+def test_sample_exclude_repeated_keeps_every_list(sample_corpus, tmp_path, capsys):
+    """`--exclude A --exclude B` kept only B (argparse's store); `--exclude A B` still works."""
+    st = pd.read_parquet(sample_corpus / "statements.parquet")
+    (tmp_path / "a.txt").write_text("\n".join(st.statement_id[:3]) + "\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("\n".join(st.statement_id[10:12]) + "\n", encoding="utf-8")
+    base = ["annotate", "sample", "--corpus", sample_corpus, "--random", "5", "--per-class", "0", "--out", tmp_path / "s.jsonl"]
+    for extra in (["--exclude", tmp_path / "a.txt", "--exclude", tmp_path / "b.txt"],
+                  ["--exclude", tmp_path / "a.txt", tmp_path / "b.txt"]):
+        assert cli(*base, *extra) == 0
+        assert "excluding 5 annotated statements" in capsys.readouterr().out

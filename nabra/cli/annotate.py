@@ -28,10 +28,10 @@ def register(sub) -> None:
                     help="statements flagged by a weak cue, per non-neutral stance (default 220; 0 = random only)")
     sm.add_argument("--neutral-flagged", type=int, default=150, help="flagged neutral statements (default 150)")
     sm.add_argument("--double", type=float, default=0.2, help="share marked for a second reading (default 0.2)")
-    sm.add_argument("--exclude", nargs="*", default=[],
+    sm.add_argument("--exclude", nargs="*", action="extend", default=[],
                     help="statements already annotated or held out: standoff .jsonl files, id lists (.txt, one a "
                          "line) or folders of them (data/annotations data/splits); their article groups are left out "
-                         "(a new batch; see --exclude-scope)")
+                         "(a new batch; see --exclude-scope); repeat it or list several")
     sm.add_argument("--exclude-scope", choices=["group", "article"], default="group",
                     help="what --exclude leaves out: group (default) = their article groups (articles sharing a "
                          "duplicate cluster, the unit splits are drawn by), duplicate clusters and texts, as "
@@ -52,9 +52,9 @@ def register(sub) -> None:
     sg.add_argument("--annotations", default=None,
                     help="standoff records already annotated or being read, a folder (every *.jsonl) or a file "
                          "(default: the package's data/annotations)")
-    sg.add_argument("--exclude", nargs="*", default=[],
+    sg.add_argument("--exclude", nargs="*", action="extend", default=[],
                     help="more files or folders of statement ids to keep out (JSONL with statement_id, or one id "
-                         "per line), e.g. a batch being read now")
+                         "per line), e.g. a batch being read now; repeat it or list several")
     sg.add_argument("--splits", default=None, help="frozen splits folder (default: the package's data/splits)")
     sg.add_argument("--candidates", type=positive_int, default=8000,
                     help="eligible statements drawn at random and scored (default 8000; ~25/s for e5 on 2 cores)")
@@ -78,7 +78,8 @@ def register(sub) -> None:
                         "or a text file of statement ids, one per line")
     e.add_argument("--pass", dest="pass_", default="final", choices=["1", "2", "final"],
                    help="with a gold file: which pass to export (1, 2, final)")
-    e.add_argument("--out", required=True, help="output JSON path; the CSV is written beside it")
+    e.add_argument("--out", required=True, help="output path: Label Studio JSON there and the CSV beside it "
+                                                 "(OUT with .csv); --out X.csv writes the CSV there and the JSON to X.json")
     e.set_defaults(func=run_export)
     i = s.add_parser("import", help="read a Label Studio export or the CSV back into standoff records")
     i.add_argument("file", help="Label Studio JSON export or CSV")
@@ -130,8 +131,10 @@ def run_sample(args) -> int:
 
 
 def _ids_of(paths: list[str]) -> set[str]:
+    from nabra.io import shipped_data  # data/annotations, data/splits as the README writes them: any folder
+
     ids: set[str] = set()
-    for e in paths:  # a folder: its JSONL records and its one-id-a-line .txt files (split ids)
+    for e in map(shipped_data, paths):  # a folder: its JSONL records and its one-id-a-line .txt files (split ids)
         files = sorted([*Path(e).glob("*.jsonl"), *Path(e).glob("*.txt")]) if Path(e).is_dir() else [Path(e)]
         for f in files:
             ids |= {r["statement_id"] for r in read_id_records(f)}
@@ -144,7 +147,9 @@ def run_suggest(args) -> int:
 
     if args.n < 1:
         raise UserError(f"--n must be >= 1, got {args.n}")
-    ann = Path(args.annotations) if args.annotations else data_file("annotations")
+    from nabra.io import shipped_data
+
+    ann = shipped_data(args.annotations) if args.annotations else data_file("annotations")
     if args.annotations and not ann.exists():
         raise UserError(f"--annotations {ann}: no such file or folder")
     annotated = _ids_of([str(ann)]) if ann.exists() else set()
@@ -181,8 +186,10 @@ def run_export(args) -> int:
         write_atomic(rej, "".join(f"{i}: not in the corpus {args.corpus}\n" for i in missing))
         print(f"warning: {len(missing)} id(s) not in the corpus, not exported (listed in {rej}): "
               + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
-    n = export_tasks(rows, out, out.with_suffix(".csv"))
-    print(f"exported {n} tasks -> {out} and {out.with_suffix('.csv')}")
+    # each format its own file: --out X.csv wrote the JSON, then the CSV over it, into X.csv
+    out_json, out_csv = (out.with_suffix(".json") if out.suffix.lower() == ".csv" else out), out.with_suffix(".csv")
+    n = export_tasks(rows, out_json, out_csv)
+    print(f"exported {n} tasks -> {out_json} and {out_csv}")
     return 0
 
 

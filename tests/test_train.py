@@ -3,6 +3,7 @@ missing-model message, determinism, resume after a kill, gradient accumulation, 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -282,5 +283,32 @@ def test_resume_within_a_later_epoch_repeats_the_uninterrupted_run(sample_datase
     run(cfg, sample_dataset, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
         run(cfg, sample_dataset, tmp_path / "cut", callbacks=[Kill()])
+    # resuming on other data (a statement's text edited: the dataset's content hash does not cover text)
+    import pandas as pd
+
+    from nabra.config import ConfigError
+
+    edited = tmp_path / "edited"
+    shutil.copytree(sample_dataset, edited)
+    df = pd.read_parquet(edited / "train.parquet")
+    df.loc[0, "text"] = df.loc[0, "text"] + " نص آخر"
+    df.to_parquet(edited / "train.parquet", index=False)
+    with pytest.raises(ConfigError, match="train_rows_hash changed"):
+        run(cfg, edited, tmp_path / "cut", resume=True)
     assert cli("train", "--resume", tmp_path / "cut") == 0
     assert _metrics(tmp_path / "cut") == _metrics(tmp_path / "whole")
+
+
+def test_a_local_encoder_folder_is_recorded_by_its_absolute_path(tmp_path, monkeypatch):
+    """An e5 run trained from `models/e5-small-snn` recorded that relative name: `nabra evaluate` from
+    another folder took it for a hub id for its embeddings baseline (40 s of retries, then a hint to
+    download it). A hub id, or a name that is no folder here, is kept as given."""
+    from nabra.train.trainer import absolute_model_path
+
+    (tmp_path / "models" / "enc").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    cfg = load_train_config(TINY, ["model.name_or_path=models/enc", "model.tiny=null"])
+    assert absolute_model_path(cfg).model.name_or_path == str(tmp_path / "models" / "enc")
+    for name in ("aubmindlab/bert-base-arabertv02", str(tmp_path / "models" / "enc")):
+        cfg = load_train_config(TINY, [f"model.name_or_path={name}", "model.tiny=null"])
+        assert absolute_model_path(cfg).model.name_or_path == name

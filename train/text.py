@@ -119,8 +119,10 @@ def train_wordpiece(texts, vocab_size: int, max_length: int):
 
 
 def _missing(name: str, err: Exception) -> MissingModelError:
+    # `models/e5-small-snn` reads as a hub id too: say where a folder of that name was looked for
     return MissingModelError(
-        f"model '{name}' could not be loaded: it is not a local folder and the Hugging Face hub is not "
+        f"model '{name}' could not be loaded: no folder of that name in {Path.cwd()} (a folder is found "
+        f"from the current folder or by its absolute path), and the Hugging Face hub is not "
         f"reachable or has no such model ({type(err).__name__}). Download it where the hub is reachable "
         f"(e.g. `hf download {name} --local-dir models/{name.split('/')[-1]}`), copy the folder here and set "
         f"`--set model.name_or_path=models/{name.split('/')[-1]}`; or train offline with configs/train/tiny.yaml.")

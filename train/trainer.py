@@ -484,6 +484,8 @@ def pipeline_record(cfg: TrainConfig, dataset_dir, data: dict) -> tuple[dict, in
     from nabra.data.ingest import file_sha256
     from nabra.paths import sample_dir
 
+    import torch
+
     man = dataset_manifest(dataset_dir)
     corpus = man.get("corpus_config") or load_corpus_config().model_dump()
     sample = file_sha256(sample_dir() / "articles.jsonl")
@@ -493,7 +495,10 @@ def pipeline_record(cfg: TrainConfig, dataset_dir, data: dict) -> tuple[dict, in
              "dataset_content_hash": man.get("content_hash"), "train_statements": len(data["train"]),
              "dev_statements": len(data["dev"]),
              # the run's own record, so that a model folder copied away from its run still says how it was made
-             "seed": cfg.training.seed, "git_commit": git_commit(), "run_config": cfg.model_dump()}
+             "seed": cfg.training.seed, "git_commit": git_commit(), "run_config": cfg.model_dump(),
+             # what `precision: auto` and `threads: null` became on the machine that trained it
+             "precision": resolve_precision(cfg.training.precision), "threads": torch.get_num_threads(),
+             "train_rows_hash": rows_hash(data["train"])}
     return corpus, cfg.model.max_length, facts
 
 
@@ -504,6 +509,7 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
     from transformers import set_seed
 
     run_dir = Path(out)
+    cfg = absolute_model_path(cfg)
     if cfg.training.threads:
         torch.set_num_threads(cfg.training.threads)
     set_seed(cfg.training.seed)
@@ -531,22 +537,61 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
         raise
 
 
+def absolute_model_path(cfg: TrainConfig) -> TrainConfig:
+    """A local encoder folder given relative to the working folder (`models/e5-small-snn`) is recorded
+    absolute: the run's config is read again from other folders (evaluate's embeddings + LR baseline,
+    --resume), where the relative name was taken for a hub id (40 s of retries, then a wrong hint)."""
+    name = cfg.model.name_or_path
+    if not name or Path(name).is_absolute() or not Path(name).is_dir():
+        return cfg
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"name_or_path": str(Path(name).resolve())})})
+
+
+def rows_hash(df: pd.DataFrame) -> str:
+    """The rows a run trains or selects on, in order, every column (ids, text, labels): the dataset's
+    content hash covers ids, splits and labels, not the statement text."""
+    import hashlib
+
+    return hashlib.sha1(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
+
+
+def data_record(dataset_dir, data: dict) -> dict:
+    """What identifies a run's data, in run_info.json, checked again by --resume."""
+    rec = {"dataset_content_hash": dataset_manifest(dataset_dir).get("content_hash")}
+    for s in ("train", "dev"):
+        # the rows really used (data.max_*_samples may cut the splits the content hash covers)
+        if "statement_id" in data[s]:
+            rec[f"{s}_ids_hash"] = ids_hash(data[s].statement_id)
+        rec[f"{s}_rows_hash"] = rows_hash(data[s])
+    return rec
+
+
+def check_same_data(run_dir: Path, dataset_dir, data: dict) -> None:
+    """--resume on data other than the run started with would mix two datasets in one model."""
+    info = read_json(run_dir / "run_info.json")
+    now = data_record(dataset_dir, data)
+    changed = [k for k, v in now.items() if k in info and info[k] != v]
+    if changed:
+        raise ConfigError(f"{dataset_dir} is not the data {run_dir} was trained on ({', '.join(changed)} changed "
+                          "since the run started): resuming would mix two datasets in one model; rebuild the "
+                          "same dataset, or start a new run with another --out")
+
+
 def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, log) -> dict:
     data, label_lists = load_data(cfg, dataset_dir)
+    if resume:
+        check_same_data(run_dir, dataset_dir, data)
     model, tok, pre = make_model(cfg, label_lists, data["train"], run_dir / "tokenizer")
     if not resume:
         (run_dir / "metrics.jsonl").unlink(missing_ok=True)
         write_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(), sort_keys=False, allow_unicode=True))
         tok.save_pretrained(run_dir / "tokenizer")
-        man = dataset_manifest(dataset_dir)
         write_json(run_dir / "run_info.json", {
-            "dataset_dir": str(Path(dataset_dir).resolve()), "dataset_content_hash": man.get("content_hash"),
-            "dataset_label_source": man.get("label_source"), "git_commit": git_commit(), "versions": versions(),
-            "seed": cfg.training.seed, "label_maps": label_lists, "device": _device_info(),
+            "dataset_dir": str(Path(dataset_dir).resolve()), **data_record(dataset_dir, data),
+            "dataset_label_source": dataset_manifest(dataset_dir).get("label_source"), "git_commit": git_commit(),
+            "versions": versions(), "seed": cfg.training.seed, "label_maps": label_lists, "device": _device_info(),
             "precision": resolve_precision(cfg.training.precision),
             "train_statements": len(data["train"]), "dev_statements": len(data["dev"]),
-            # the rows really used (data.max_*_samples may cut the splits the content hash covers)
-            **{f"{s}_ids_hash": ids_hash(data[s].statement_id) for s in ("train", "dev") if "statement_id" in data[s]},
         })
     train_ds = encode(data["train"], tok, pre, cfg.model.max_length, label_lists)
     dev_ds = encode(data["dev"], tok, pre, cfg.model.max_length, label_lists)

@@ -11,7 +11,6 @@ Writes, into OUT (atomically, replacing it only when the build succeeds):
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -27,7 +26,7 @@ from nabra.config import CorpusConfig
 from nabra.data.clean import Cleaner
 from nabra.data.ingest import Problem, RawArticle, expand_inputs, file_sha256
 from nabra.data.segment import Segmenter
-from nabra.io import sha1_text
+from nabra.io import read_json, read_parquet, sha1_text
 
 _ARABIC = re.compile(r"[\u0621-\u064A\u066E-\u06D3\u06FA-\u06FF]")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -346,13 +345,11 @@ class BuildError(RuntimeError):
 
 def load_corpus(corpus_dir: str | Path):
     """Reads a built corpus: (statements DataFrame, articles DataFrame, manifest)."""
-    import pandas as pd
-
     d = Path(corpus_dir)
     if not (d / "manifest.json").exists():
         raise FileNotFoundError(f"{d}: not a finished corpus (no manifest.json); run `nabra corpus build` first")
-    manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
-    return pd.read_parquet(d / "statements.parquet"), pd.read_parquet(d / "articles.parquet"), manifest
+    manifest = read_json(d / "manifest.json")
+    return read_parquet(d / "statements.parquet"), read_parquet(d / "articles.parquet"), manifest
 
 
 def summary(manifest: dict) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from nabra.config import BenchmarkConfig, ConfigError, shared_dir
-from nabra.io import atomic_dir, write_json
+from nabra.io import atomic_dir, read_parquet, write_json
 
 
 def read_table(path: Path, fmt: str) -> pd.DataFrame:
@@ -22,7 +22,7 @@ def read_table(path: Path, fmt: str) -> pd.DataFrame:
             return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         if fmt == "jsonl":
             return pd.read_json(path, lines=True, dtype=str)
-        return pd.read_parquet(path)
+        return read_parquet(path)
     except (UnicodeDecodeError, ValueError, OSError) as e:  # pandas' ParserError is a ValueError; pyarrow's an OSError or ValueError
         raise ConfigError(f"{path}: not a readable {fmt} file ({str(e).splitlines()[0][:200]})") from None
 

@@ -335,3 +335,15 @@ def test_seed_article_keeps_body_and_drops_furniture(tmp_path):
     # the read-also headline is dropped, its body kept
     assert not any(t.startswith("لافروف: تفادي المواجهة") for t in texts)
     assert len(texts) == 16
+
+
+def test_a_damaged_corpus_table_is_named(sample_corpus, tmp_path, capsys):
+    """A truncated statements.parquet gave pyarrow's ArrowInvalid traceback in every later stage."""
+    import shutil
+
+    shutil.copytree(sample_corpus, tmp_path / "corp")
+    path = tmp_path / "corp" / "statements.parquet"
+    path.write_bytes(path.read_bytes()[:100])
+    assert cli("label", "weak", "--corpus", tmp_path / "corp", "--out", tmp_path / "weak") == 2
+    err = capsys.readouterr().err
+    assert f"{path}: damaged or not a Parquet file" in err and "Traceback" not in err

@@ -24,7 +24,7 @@ import yaml
 
 from nabra.config import ConfigError, TrainConfig
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split
-from nabra.io import git_commit, read_json, readable_weights, versions, write_atomic, write_json
+from nabra.io import git_commit, read_json, read_parquet, readable_weights, versions, write_atomic, write_json
 from nabra.train.model_dir import save_pipeline
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
 
@@ -68,7 +68,7 @@ def load_data(cfg: TrainConfig, dataset_dir: str | Path, splits=("train", "dev")
             wp = Path(dataset_dir) / "weak_train.parquet"
             if not wp.exists():
                 raise ConfigError(f"data.use_weak: {wp} does not exist (build the dataset with --weak)")
-            df = pd.concat([df, pd.read_parquet(wp)], ignore_index=True)
+            df = pd.concat([df, read_parquet(wp)], ignore_index=True)
         cols = {d.text_column: "text"}
         if d.text_pair_column:
             cols[d.text_pair_column] = "text_pair"
@@ -156,7 +156,7 @@ def freeze_lower_layers(encoder, n: int) -> None:
 def tokenizer_texts(cfg: TrainConfig, train_df: pd.DataFrame) -> list[str]:
     corpus = cfg.model.tiny.tokenizer_corpus if cfg.model.tiny else None
     if corpus:
-        st = pd.read_parquet(Path(corpus) / "statements.parquet", columns=["text"])
+        st = read_parquet(Path(corpus) / "statements.parquet", columns=["text"])
         return st.text.tolist()
     texts = train_df.text.tolist()
     if "text_pair" in train_df:

@@ -53,9 +53,9 @@ def register(sub) -> None:
 
 
 def _texts(corpus: str, n: int, seed: int = 0) -> list[str]:
-    import pandas as pd
+    from nabra.io import read_parquet
 
-    st = pd.read_parquet(Path(corpus) / "statements.parquet", columns=["text", "is_duplicate"])
+    st = read_parquet(Path(corpus) / "statements.parquet", columns=["text", "is_duplicate"])
     st = st[~st.is_duplicate]
     return st.text.sample(n=min(n, len(st)), random_state=seed).tolist()
 

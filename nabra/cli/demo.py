@@ -96,9 +96,9 @@ def run(args) -> int:
     print(corpus.summary(res.manifest))
     if not args.tiny:
         step("prune the encoder's vocabulary to the corpus (nabra encoder prune)")
-        import pandas as pd
+        from nabra.io import read_parquet
 
-        texts = pd.read_parquet(out / "corpus" / "statements.parquet", columns=["text"]).text.tolist()
+        texts = read_parquet(out / "corpus" / "statements.parquet", columns=["text"]).text.tolist()
         p = prune_vocab(out / "encoder" / "e5-small", out / "encoder" / "e5-small-corpus", texts)
         print(f"  kept {p['pieces']:,} of {p['pieces_before']:,} pieces")
     if gold:

@@ -35,7 +35,7 @@ def run_import(args) -> int:
 
 
 def run_prune(args) -> int:
-    import pandas as pd
+    from nabra.io import read_parquet
 
     from nabra.train.encoder import EncoderFormatError, prune_vocab
 
@@ -47,7 +47,7 @@ def run_prune(args) -> int:
         if not f.exists():
             raise UserError(f"{c}: no statements.parquet; build it with `nabra corpus build`")
         try:
-            texts += pd.read_parquet(f, columns=["text"]).text.tolist()
+            texts += read_parquet(f, columns=["text"]).text.tolist()
         except (OSError, ValueError, KeyError) as e:  # pyarrow's ArrowInvalid is a ValueError
             raise UserError(f"{f}: unreadable ({str(e).splitlines()[0][:200]}); build the corpus again") from None
     try:

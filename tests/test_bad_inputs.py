@@ -624,6 +624,11 @@ def test_a_write_refused_by_the_system_is_one_line_naming_the_path(sample_corpus
     assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", ids, "--out", out / "batch.json") == 2
     err = capsys.readouterr().err
     assert err == f"nabra annotate: error: {out}: {cause}\n"
+    monkeypatch.setattr("nabra.data.annotate.export_tasks",  # a folder refusing its entry: mkdtemp's temp name
+                        lambda *a: (_ for _ in ()).throw(OSError(code, os.strerror(code), str(out / ".batch.tmp-x1"))))
+    monkeypatch.setattr(tempfile, "mkstemp", real)
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", ids, "--out", out / "batch.json") == 2
+    assert capsys.readouterr().err == f"nabra annotate: error: {out}: {cause}\n"
     monkeypatch.setattr(tempfile, "mkstemp", real)
     # an OSError of another kind is a bug: it keeps its traceback
     monkeypatch.setattr("nabra.data.annotate.export_tasks", lambda *a: (_ for _ in ()).throw(OSError(errno.EBADF, "x")))

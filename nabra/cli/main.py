@@ -112,8 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         if e.errno not in WRITE_ERRORS:  # anything else is a bug to report, with its traceback
             raise
-        # a full disk names no file: the output being written is the one the user can act on
+        # a full disk names no file: the output being written is the one the user can act on; a temporary
+        # name (.out.tmp-*, written then renamed) is the folder it was to go into
         where = e.filename or (f"writing {args.out}" if getattr(args, "out", None) else "writing")
+        if isinstance(where, str) and os.path.basename(where).startswith(".") and ".tmp" in os.path.basename(where):
+            where = os.path.dirname(where) or "."
         print(f"nabra {args.command}: error: {where}: {WRITE_ERRORS[e.errno]}", file=sys.stderr)
         return 2
 

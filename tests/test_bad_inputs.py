@@ -541,8 +541,14 @@ def test_out_never_replaces_a_folder_it_did_not_write(sample_corpus, tmp_path, c
     shutil.copy(SAMPLE / "articles.jsonl", raw)
     (raw / "notes.md").write_text("mine", encoding="utf-8")
     assert cli("corpus", "build", "--input", raw, "--out", raw, "--no-progress") == 2
-    assert "holds articles.jsonl, notes.md, which this command does not write: not replaced" in capsys.readouterr().err
+    assert f"--out {raw} is inside --input {raw}" in capsys.readouterr().err
     assert sorted(p.name for p in raw.iterdir()) == ["articles.jsonl", "notes.md"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.md").write_text("mine", encoding="utf-8")
+    assert cli("corpus", "build", "--input", raw / "articles.jsonl", "--out", mine, "--no-progress") == 2
+    assert "holds notes.md, which this command does not write: not replaced" in capsys.readouterr().err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.md"]
     assert cli("corpus", "build", "--input", raw / "articles.jsonl", "--out", tmp_path, "--no-progress") == 2
     assert (raw / "notes.md").exists()
     copy = tmp_path / "corpus"

@@ -312,3 +312,16 @@ def test_a_local_encoder_folder_is_recorded_by_its_absolute_path(tmp_path, monke
     for name in ("aubmindlab/bert-base-arabertv02", str(tmp_path / "models" / "enc")):
         cfg = load_train_config(TINY, [f"model.name_or_path={name}", "model.tiny=null"])
         assert absolute_model_path(cfg).model.name_or_path == name
+
+
+def test_an_empty_dev_split_is_named_before_training(sample_dataset, tmp_path, capsys):
+    """A dataset with no dev statements trained, then ended in HF's IndexError when it chose a checkpoint."""
+    import pandas as pd
+
+    ds = tmp_path / "ds"
+    shutil.copytree(sample_dataset, ds)
+    pd.read_parquet(ds / "dev.parquet").iloc[:0].to_parquet(ds / "dev.parquet", index=False)
+    assert cli(*_train_args(ds, tmp_path / "run")) == 2
+    err = capsys.readouterr().err
+    assert "its dev split is empty (0 statements): nothing to choose the best checkpoint on" in err
+    assert not (tmp_path / "run").exists()

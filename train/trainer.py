@@ -62,8 +62,9 @@ def load_data(cfg: TrainConfig, dataset_dir: str | Path, splits=("train", "dev")
                               f"(it has: {', '.join(man.get('tasks', {}))})")
         label_lists[t] = list(man["tasks"][t])
     out = {}
+    uses = {"train": "train on", "dev": "choose the best checkpoint on"}  # an empty one: IndexError in HF
     for split in splits:
-        df = load_split(dataset_dir, split)
+        df = load_split(dataset_dir, split, use=uses.get(split, "score"))
         if split == "train" and d.use_weak:
             wp = Path(dataset_dir) / "weak_train.parquet"
             if not wp.exists():

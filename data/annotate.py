@@ -166,6 +166,13 @@ def _ls_result(rec: dict) -> list[dict]:
             for t in TASKS if rec.get(t)]
 
 
+def task_files(out: str | Path) -> tuple[Path, Path]:
+    """The Label Studio JSON and the CSV beside it for `--out`: OUT and OUT with .csv; `--out X.csv`
+    gives X.json and X.csv (both were written into X.csv, the CSV over the JSON)."""
+    out = Path(out)
+    return (out.with_suffix(".json") if out.suffix.lower() == ".csv" else out), out.with_suffix(".csv")
+
+
 def export_tasks(rows: pd.DataFrame, out_json: str | Path, out_csv: str | Path | None = None) -> int:
     """rows: statements (statement_id, article_id, start, end, text_sha1, text) and optionally
     stance/sentiment/annotator/pass. Writes Label Studio tasks and a CSV of the same batch."""

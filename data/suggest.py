@@ -234,7 +234,7 @@ def suggest(model: str | Path, corpus: str | Path, n: int, out: str | Path, anno
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import normalize
 
-    from nabra.data.annotate import export_tasks
+    from nabra.data.annotate import export_tasks, task_files
     from nabra.data.corpus import load_corpus
     from nabra.io import write_atomic
     from nabra.paths import splits_dir as default_splits
@@ -298,7 +298,8 @@ def suggest(model: str | Path, corpus: str | Path, n: int, out: str | Path, anno
     chosen = chosen.sort_values("statement_id").reset_index(drop=True)  # reading order tells nothing
     cols = ["statement_id", "article_id", "start", "end", "text_sha1"]
     # the readers' files: statements only, no prediction (export_tasks writes labels only if given)
-    export_tasks(chosen[cols + ["text"]], out, out.with_suffix(".csv"))
+    out_json, out_csv = task_files(out)
+    export_tasks(chosen[cols + ["text"]], out_json, out_csv)
     ids_file = out.with_suffix(".ids.jsonl")
     recs = chosen[cols + ["stratum", "margin", "entropy", "cluster"]].to_dict("records")
     write_atomic(ids_file, "".join(json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()},
@@ -309,7 +310,7 @@ def suggest(model: str | Path, corpus: str | Path, n: int, out: str | Path, anno
                "picked_per_class": {l: v for l, v in facts["picked"].items()}, "quota": facts["quota"],
                "clusters": k, "clusters_used": int(chosen.cluster.nunique()),
                "cluster_cap": math.ceil(n / k) + 1, "cluster_cap_relaxed_for": facts["cluster_cap_relaxed_for"],
-               "strategy": strategy, "seed": seed, "files": [str(out), str(out.with_suffix(".csv")), str(ids_file)]}
+               "strategy": strategy, "seed": seed, "files": [str(out_json), str(out_csv), str(ids_file)]}
     if len(chosen) < n:
         log(f"only {len(chosen)} of the {n} statements asked for could be picked "
             f"({len(cand):,} candidates, at most 2 per article)")

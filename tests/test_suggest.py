@@ -192,7 +192,8 @@ def test_suggest_picks_n_outside_heldout_and_annotated_without_labels(sample_run
 
 def test_suggest_same_seed_same_batch(sample_run, sample_corpus, setup):
     s = setup
-    a, b = s["dir"] / "s1.json", s["dir"] / "s2.json"
+    # --out X.csv: the JSON to X.json and the CSV to X.csv (both went into X.csv, the CSV over the JSON)
+    a, b = s["dir"] / "s1.json", s["dir"] / "s2.csv"
     for out in (a, b):
         assert _suggest(sample_run, sample_corpus, s, out, 6, "--seed", 5, "--candidates", 40, "--clusters", 3) == 0
     for suf in (".json", ".csv", ".ids.jsonl"):

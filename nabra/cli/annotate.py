@@ -167,7 +167,7 @@ def run_suggest(args) -> int:
 def run_export(args) -> int:
     import pandas as pd
 
-    from nabra.data.annotate import export_tasks
+    from nabra.data.annotate import export_tasks, task_files
     from nabra.data.corpus import load_corpus
     from nabra.io import write_atomic
 
@@ -186,8 +186,7 @@ def run_export(args) -> int:
         write_atomic(rej, "".join(f"{i}: not in the corpus {args.corpus}\n" for i in missing))
         print(f"warning: {len(missing)} id(s) not in the corpus, not exported (listed in {rej}): "
               + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
-    # each format its own file: --out X.csv wrote the JSON, then the CSV over it, into X.csv
-    out_json, out_csv = (out.with_suffix(".json") if out.suffix.lower() == ".csv" else out), out.with_suffix(".csv")
+    out_json, out_csv = task_files(out)
     n = export_tasks(rows, out_json, out_csv)
     print(f"exported {n} tasks -> {out_json} and {out_csv}")
     return 0

@@ -10,6 +10,7 @@ pipeline is a skops file, loaded only when every type in it is a scikit-learn/nu
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -186,13 +187,13 @@ LR_C_GRID = (0.3, 1.0, 3.0, 10.0)
 class WeakBaseline:
     name = "weak_labeller"
 
-    def __init__(self, task: str):
+    def __init__(self, task: str, rules_path: str | Path | None = None):
         from nabra.config import load_labels
-        from nabra.data.weak import WeakLabeler
+        from nabra.data.weak import RULES_PATH, WeakLabeler
 
         self.task = task
         self.schema = load_labels()
-        self.labeler = WeakLabeler(self.schema)
+        self.labeler = WeakLabeler(self.schema, rules_path or RULES_PATH)
 
     def predict(self, texts) -> list[str]:
         from nabra.data.weak import label_statements
@@ -251,6 +252,7 @@ def predict_baselines(baselines: dict, df: pd.DataFrame) -> dict[str, dict[str, 
 
 
 SAFE_MODULES = ("sklearn.", "numpy.", "scipy.", "builtins.")
+WEAK_RULES = "weak_rules.yaml"
 
 
 def save_baselines(baselines: dict, out: str | Path, meta: dict) -> None:
@@ -260,8 +262,11 @@ def save_baselines(baselines: dict, out: str | Path, meta: dict) -> None:
         for name, m in models.items():
             if name == "embeddings_lr":
                 write_json(out / f"{task}.{name}.json", m.to_json())
-            elif name == "tfidf_svm":  # majority: its label is in info; weak labeller: rules in data/lexicons
+            elif name == "tfidf_svm":  # majority: its label is in info
                 _dump_tfidf(m, out / f"{task}.{name}.skops")
+            elif name == "weak_labeller":  # its cue lexicon, as fitted: not whatever lexicon is installed later
+                shutil.copy(m.labeler.rules_path, out / WEAK_RULES)
+                meta = {**meta, "weak_rules_sha1": m.labeler.rules_hash}
     write_json(out / "baselines.json", {"info": baselines["info"], **meta,
                                         "models": {t: sorted(m) for t, m in baselines["models"].items()}})
 
@@ -318,8 +323,8 @@ def load_baselines(directory: str | Path) -> dict:
                 spec = json.loads((d / f"{task}.{name}.json").read_text(encoding="utf-8"))
                 models[task][name] = m = EmbeddingsLR.from_json(spec, embedder)
                 embedder = m.embedder  # one encoder in memory for all tasks
-            elif name == "weak_labeller":
-                models[task][name] = WeakBaseline(task)
+            elif name == "weak_labeller":  # folders from before nabra kept the lexicon: the installed one
+                models[task][name] = WeakBaseline(task, d / WEAK_RULES if (d / WEAK_RULES).exists() else None)
             elif name == "majority":
                 models[task][name] = Majority.with_label(info[task]["majority_label"])
             else:

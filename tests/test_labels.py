@@ -122,10 +122,12 @@ def test_annotate_finalize_cli_keeps_reasons_and_refuses_unsettled(sample_corpus
     assert p1[1]["statement_id"] in capsys.readouterr().err
     sid = p1[1]["statement_id"]
     (tmp_path / "adj.csv").write_text(f"statement_id,stance,sentiment,reason\n{sid},warning,negative,rule 3 threat\n")
-    assert cli(*args, "--adjudications", tmp_path / "adj.csv") == 0, capsys.readouterr().err
+    assert cli(*args, "--adjudications", tmp_path / "adj.csv") == 2  # who adjudicated is said, not assumed
+    assert "--adjudications needs --adjudicator NAME" in capsys.readouterr().err and not out.exists()
+    assert cli(*args, "--adjudications", tmp_path / "adj.csv", "--adjudicator", "reader-3") == 0, capsys.readouterr().err
     fin = {r["statement_id"]: r for r in read_records(out) if r["pass"] == "final"}
     assert len(fin) == 4 and fin[sid]["stance"] == "warning" and fin[sid]["reason"] == "rule 3 threat"
-    assert fin[sid]["annotator"] == "llm-adjudicator" and fin[p1[0]["statement_id"]]["annotator"] == "agreed"
+    assert fin[sid]["annotator"] == "reader-3" and fin[p1[0]["statement_id"]]["annotator"] == "agreed"
     # an adjudication where the readers agree is said, not dropped in silence; an audit record among the
     # inputs stays (it was filtered out with the other final records); a Windows-1256 reason is read
     agreed = p1[0]["statement_id"]
@@ -135,7 +137,8 @@ def test_annotate_finalize_cli_keeps_reasons_and_refuses_unsettled(sample_corpus
     write_records([audit], tmp_path / "gold_audit.jsonl")
     capsys.readouterr()
     assert cli("annotate", "finalize", tmp_path / "p1.jsonl", tmp_path / "p2.jsonl", tmp_path / "gold_audit.jsonl",
-               "--corpus", sample_corpus, "--out", out, "--adjudications", tmp_path / "adj2.csv") == 0
+               "--corpus", sample_corpus, "--out", out, "--adjudications", tmp_path / "adj2.csv",
+               "--adjudicator", "reader-3") == 0
     assert f"1 adjudication(s) not applied (their readings agree, or there is none): {agreed}" in capsys.readouterr().err
     recs = read_records(out)
     assert [r["reason"] for r in recs if r.get("audit")] == ["re-read"]

@@ -92,7 +92,9 @@ def register(sub) -> None:
     f.add_argument("readings", nargs="+", help="standoff JSONL files of pass-1/pass-2 readings (from `annotate import`)")
     f.add_argument("--adjudications", nargs="*", default=[],
                    help="adjudicator files (CSV or Label Studio JSON: statement_id, stance, sentiment[, reason])")
-    f.add_argument("--adjudicator", default="llm-adjudicator", help="annotator name of the adjudications")
+    f.add_argument("--adjudicator", default=None,
+                   help="who adjudicated (a person's or a model's name), recorded as the final records' annotator; "
+                        "required with --adjudications: the dataset card says who read what")
     f.add_argument("--corpus", required=True, help="corpus folder (checks the adjudicated ids and hashes)")
     f.add_argument("--out", required=True, help="gold JSONL to write, e.g. data/annotations/gold_r29.jsonl")
     f.set_defaults(func=run_finalize)
@@ -228,6 +230,9 @@ def run_finalize(args) -> int:
     from nabra.data.ingest import decode
 
     # readings, and audit decisions (final records that override the earlier final one: finalize keeps them)
+    if args.adjudications and not args.adjudicator:  # it defaulted to llm-adjudicator, whoever adjudicated
+        raise UserError("--adjudications needs --adjudicator NAME: who settled the disagreements, recorded in "
+                        "each final record")
     recs = [r for f in args.readings for r in read_records(f) if r["pass"] != "final" or is_audit(r)]
     st, _, _ = load_corpus(args.corpus)
     adj, errors = [], []

@@ -126,6 +126,12 @@ def ids_hash(ids) -> str:
     return hashlib.sha1("\n".join(sorted(ids)).encode()).hexdigest()
 
 
+def rows_hash(df: pd.DataFrame) -> str:
+    """The rows of a split as read, in order, every column (ids, text, labels): the content hash covers
+    ids, splits and labels, not the statement text."""
+    return hashlib.sha1(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
+
+
 def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotations: str | Path | None = None,
           weak_dir: str | Path | None = None, weak_threshold: float = 0.75, seed: int = 13,
           splits_dir: str | Path | None = SPLITS_DIR, freeze: bool = False, test_v2: list[str] | None = None,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nabra.data.dataset import dataset_manifest, ids_hash, load_split
+from nabra.data.dataset import dataset_manifest, ids_hash, load_split, rows_hash
 from nabra.evaluation.metrics import aggregate, labelled, task_metrics
 from nabra.errors import UserError
 from nabra.io import git_commit, read_json, versions, write_atomic
@@ -80,7 +80,7 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
     report: dict = {"title": title, "split": split, "n_statements": len(df), "seed": seed, "bootstrap_resamples": n_boot,
                     "provenance": {"dataset_content_hash": man.get("content_hash"),
                                    "dataset_label_source": man.get("label_source"),
-                                   "split_ids_hash": ids_hash(df.statement_id), "git_commit": git_commit(),
+                                   "split_ids_hash": ids_hash(df.statement_id), "split_rows_hash": rows_hash(df), "git_commit": git_commit(),
                                    "versions": versions()},
                     "tasks": {}, "baselines": {}, "errors": {}}
     # a statement without a gold label for a task (training skips it too) is left out of that task's scores
@@ -291,7 +291,7 @@ def markdown(report: dict) -> str:
                 L.append(f"- `{ex['statement_id']}` gold {ex['gold']}, predicted {ex['pred']} ({ex['confidence']:.2f}): {ex['text']}")
     p = report["provenance"]
     L += ["", "## Reproduce", "", f"- dataset content hash `{p['dataset_content_hash']}` ({p.get('dataset_label_source')} labels)",
-          f"- split ids hash `{p['split_ids_hash']}`", f"- git commit `{p['git_commit']}`",
+          f"- split ids hash `{p['split_ids_hash']}`, rows hash (text too) `{p.get('split_rows_hash')}`", f"- git commit `{p['git_commit']}`",
           "- versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items() if v)]
     for mdl in p.get("models", []):
         L.append(f"- model `{mdl['model']}`, run seed {mdl.get('run_seed')}, run dataset hash `{mdl.get('run_dataset_content_hash')}`")

@@ -163,6 +163,7 @@ def test_report_is_reproducible_and_embeds_every_plot(sample_run, sample_dataset
     rep = json.loads(a)
     assert set(rep["baselines"]["stance"]) == {"majority", "tfidf_svm", "weak_labeller"}
     assert rep["provenance"]["dataset_content_hash"] and rep["provenance"]["split_ids_hash"]
+    assert len(rep["provenance"]["split_rows_hash"]) == 40  # the content hash covers no statement text
     assert rep["provenance"]["models"][0]["run_config"]["training"]["seed"] == 42
     html = (tmp_path / "r1/report.html").read_text(encoding="utf-8")
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
@@ -219,6 +220,12 @@ def test_saved_baselines_score_like_fresh_ones(sample_run, sample_dataset, tmp_p
     assert [row[labels.index(other)] for row in c["stance"]["majority"]["confusion"]] == \
         [sum(row) for row in c["stance"]["majority"]["confusion"]]  # every statement predicted `other`
     assert c["stance"]["tfidf_svm"] == a["stance"]["tfidf_svm"]
+    # the weak labeller keeps the lexicon it was saved with (it took whatever lexicon was installed later)
+    from nabra.evaluation.baselines import load_baselines
+
+    weak = load_baselines(tmp_path / "bl")["models"]["stance"]["weak_labeller"].labeler
+    assert weak.rules_path == tmp_path / "bl" / "weak_rules.yaml"
+    assert weak.rules_hash == json.loads((tmp_path / "bl/baselines.json").read_text())["weak_rules_sha1"]
 
 
 def test_statements_without_a_gold_label_are_left_out_of_that_task(sample_run, sample_dataset, tmp_path):

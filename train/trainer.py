@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 
 from nabra.config import ConfigError, TrainConfig
-from nabra.data.dataset import dataset_manifest, ids_hash, load_split
+from nabra.data.dataset import dataset_manifest, ids_hash, load_split, rows_hash
 from nabra.io import git_commit, read_json, read_parquet, readable_weights, versions, write_atomic, write_json
 from nabra.train.model_dir import save_pipeline
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
@@ -546,14 +546,6 @@ def absolute_model_path(cfg: TrainConfig) -> TrainConfig:
     if not name or Path(name).is_absolute() or not Path(name).is_dir():
         return cfg
     return cfg.model_copy(update={"model": cfg.model.model_copy(update={"name_or_path": str(Path(name).resolve())})})
-
-
-def rows_hash(df: pd.DataFrame) -> str:
-    """The rows a run trains or selects on, in order, every column (ids, text, labels): the dataset's
-    content hash covers ids, splits and labels, not the statement text."""
-    import hashlib
-
-    return hashlib.sha1(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
 
 
 def data_record(dataset_dir, data: dict) -> dict:

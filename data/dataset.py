@@ -33,7 +33,7 @@ import pandas as pd
 from nabra.config import ConfigError, LabelSchema
 from nabra.data.corpus import UnionFind, load_corpus
 from nabra.errors import UserError
-from nabra.io import atomic_dir, read_json, read_parquet, write_atomic, write_json
+from nabra.io import atomic_dir, provenance, read_json, read_parquet, write_atomic, write_json
 from nabra.paths import splits_dir
 
 SPLITS_DIR = splits_dir()
@@ -221,7 +221,7 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
         if bad or problems:  # the gold records left out, each with its reason (the log shows the first 20)
             info["rejects"] = "rejects.txt"
             write_atomic(tmp / "rejects.txt", "\n".join(bad + problems) + "\n")
-        write_json(tmp / "manifest.json", info)
+        write_json(tmp / "manifest.json", {**info, **provenance()})
     if label_source == "gold" and splits_dir:
         for name in present if freeze else ["test-v2"] if test_v2 else []:
             ids = sorted(df.statement_id[df.split == name])

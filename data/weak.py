@@ -136,7 +136,7 @@ def run(corpus_dir: str | Path, out: str | Path, schema: LabelSchema) -> dict:
     import pandas as pd
 
     from nabra.data.corpus import load_corpus
-    from nabra.io import atomic_dir, write_json
+    from nabra.io import atomic_dir, provenance, write_json
 
     st, _, manifest = load_corpus(corpus_dir)
     labeler = WeakLabeler(schema)
@@ -151,7 +151,8 @@ def run(corpus_dir: str | Path, out: str | Path, schema: LabelSchema) -> dict:
         counts[task] = df[task].value_counts().sort_index().to_dict()
     info = {"corpus_content_hash": manifest["content_hash"], "rules_hash": labeler.rules_hash,
             "statements": len(df), "label_counts": counts,
-            "functions": [{"name": f.name, "task": f.task, "label": f.label} for f in labeler.functions]}
+            "functions": [{"name": f.name, "task": f.task, "label": f.label} for f in labeler.functions],
+            **provenance()}
     with atomic_dir(out) as tmp:
         df.to_parquet(tmp / "weak_labels.parquet", index=False)
         np.savez_compressed(tmp / "votes.npz", **votes)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from nabra.errors import UserError
 from nabra.evaluation.metrics import labelled
-from nabra.io import write_json
+from nabra.io import provenance, write_json
 
 C_GRID = (0.03, 0.1, 0.3, 1.0)
 
@@ -267,7 +267,7 @@ def save_baselines(baselines: dict, out: str | Path, meta: dict) -> None:
             elif name == "weak_labeller":  # its cue lexicon, as fitted: not whatever lexicon is installed later
                 shutil.copy(m.labeler.rules_path, out / WEAK_RULES)
                 meta = {**meta, "weak_rules_sha1": m.labeler.rules_hash}
-    write_json(out / "baselines.json", {"info": baselines["info"], **meta,
+    write_json(out / "baselines.json", {"info": baselines["info"], **meta, **provenance(),
                                         "models": {t: sorted(m) for t, m in baselines["models"].items()}})
 
 

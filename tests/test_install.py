@@ -75,6 +75,12 @@ def test_installed_nabra_runs_from_any_folder(installed, sample_run):
     assert where[0].startswith(str(py.parent.parent)), "nabra came from the checkout, not the wheel"
     sample = Path(where[1])
     assert sample.is_relative_to(py.parent.parent) and (sample / "article.txt").exists()
+    # installed there is no git commit to record: the code hash is the checkout's (the wheel was built from it)
+    from nabra.io import code_sha1
+
+    installed_code = _run([py, "-c", "from nabra.io import code_sha1, git_commit; print(code_sha1(), git_commit())"],
+                          work, env).stdout.split()
+    assert installed_code == [code_sha1(), "None"]
 
     _run([nabra, "corpus", "build", "--input", sample / "articles.jsonl", "--out", "corpus", "--no-progress"], work, env)
     _run([nabra, "label", "weak", "--corpus", "corpus", "--out", "weak"], work, env)

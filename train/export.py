@@ -23,6 +23,7 @@ from nabra.train.model_dir import PIPELINE_FILE
 from nabra.train.predict import StanceClassifier, check_model_dir
 
 FORMATS = ("hf", "onnx", "onnx-int8")
+REDUCE_RANGE_CHOICES = ("auto", "on", "off")
 PARITY_TOL = 1e-3
 
 
@@ -259,9 +260,20 @@ def outlier_nodes(path: Path) -> list[str]:
     return [n.name for n in g.node if n.op_type == "MatMul" and OUTLIER_BRANCH in n.name]
 
 
-def quantize(out: Path, keep: list[str]) -> list[str]:
-    """model.onnx -> model.int8.onnx: dynamic int8, weights per output channel; the MatMul nodes in
-    `keep` stay fp32. Returns them."""
+def cpu_int8_dot() -> bool:
+    """True unless this is an x86 CPU without VNNI (AVX512-VNNI, AVX-VNNI, AMX-INT8). Without it
+    onnxruntime's int8 kernel (AVX2 vpmaddubsw) adds pairs of u8 x s8 products in int16, which saturates
+    with full 8-bit weights; onnxruntime's docs advise 7-bit weights (reduce_range) on such machines."""
+    try:
+        flags = " " + Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").replace("\n", " ") + " "
+    except OSError:
+        return True  # not Linux: nothing known to saturate
+    return " avx2 " not in flags or any(f" {f} " in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+def quantize(out: Path, keep: list[str], reduce_range: bool = False) -> list[str]:
+    """model.onnx -> model.int8.onnx: dynamic int8, weights per output channel (7-bit with
+    `reduce_range`); the MatMul nodes in `keep` stay fp32. Returns them."""
     import logging
 
     import onnx
@@ -273,7 +285,7 @@ def quantize(out: Path, keep: list[str]) -> list[str]:
     try:
         # fused nodes (Attention, ...) come from the com.microsoft domain: their outputs are float
         quantize_dynamic(str(out / "model.onnx"), str(out / "model.int8.onnx"), weight_type=QuantType.QInt8,
-                         per_channel=True, nodes_to_exclude=keep,
+                         per_channel=True, nodes_to_exclude=keep, reduce_range=reduce_range,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         root.setLevel(level)
@@ -301,12 +313,15 @@ def f1_change(torch_clf: StanceClassifier, int8_clf: StanceClassifier, df) -> di
 
 def run(model_dir: str | Path, out: str | Path, formats: list[str], eval_df=None, report: dict | None = None,
         sample_texts: list[str] | None = None, log=print, int8_ffn_out: str = "split", graph: str = "plain",
-        calib_texts: list[str] | None = None) -> dict:
+        calib_texts: list[str] | None = None, int8_reduce_range: str = "auto") -> dict:
     """Exports `model_dir` into `out` in `formats`. int8_ffn_out: how the feed-forward output MatMuls
     go to int8: "split" (int8, their outlier channels, found on `calib_texts` (default the sample
-    texts), in an fp32 side branch), "none" (they stay fp32) or "all" (int8, outliers too)."""
+    texts), in an fp32 side branch), "none" (they stay fp32) or "all" (int8, outliers too). int8_reduce_range: 7-bit int8 weights
+    "on", "off", or "auto": on where this CPU lacks VNNI (cpu_int8_dot), for the machine that serves it."""
     if int8_ffn_out not in FFN_OUT_CHOICES:
         raise ExportError(f"int8_ffn_out must be one of {', '.join(FFN_OUT_CHOICES)}, got {int8_ffn_out!r}")
+    if int8_reduce_range not in REDUCE_RANGE_CHOICES:
+        raise ExportError(f"int8_reduce_range must be one of {', '.join(REDUCE_RANGE_CHOICES)}, got {int8_reduce_range!r}")
     if graph not in GRAPH_CHOICES:
         raise ExportError(f"graph must be one of {', '.join(GRAPH_CHOICES)}, got {graph!r}")
     bad = [f for f in formats if f not in FORMATS]
@@ -316,7 +331,8 @@ def run(model_dir: str | Path, out: str | Path, formats: list[str], eval_df=None
     # built in a temp folder that replaces `out` in one rename: a killed export leaves no folder that
     # predicts half-made (weights without graphs, a graph of an earlier export beside new weights)
     with atomic_dir(out, also=EARLIER_EXPORT) as tmp:
-        info = _export(src, tmp, formats, eval_df, report, sample_texts, log, int8_ffn_out, graph, calib_texts)
+        reduce = {"on": True, "off": False}.get(int8_reduce_range, not cpu_int8_dot())
+        info = _export(src, tmp, formats, eval_df, report, sample_texts, log, int8_ffn_out, graph, calib_texts, reduce)
     return info
 
 
@@ -325,7 +341,7 @@ EARLIER_EXPORT = ("model.onnx", "model.onnx.data", "model.int8.onnx", "README.md
 
 
 def _export(src: Path, out: Path, formats, eval_df, report, sample_texts, log, int8_ffn_out, graph,
-            calib_texts) -> dict:
+            calib_texts, reduce_range: bool) -> dict:
     info: dict = {"source": str(src), "formats": formats, "versions": versions()}
     # each model is loaded once: the PyTorch model here, each ONNX graph once below
     clf = StanceClassifier(src, backend="torch")
@@ -352,7 +368,10 @@ def _export(src: Path, out: Path, formats, eval_df, report, sample_texts, log, i
         mode = int8_ffn_out if int8_ffn_out != "split" or split else "none"  # split needs a BERT encoder
         info["int8_ffn_out"] = mode
         keep = {"split": outlier_nodes, "none": ffn_out_nodes, "all": lambda _p: []}[mode](out / "model.onnx")
-        info["int8_fp32_nodes"] = quantize(out, keep)
+        info["int8_reduce_range"] = reduce_range
+        if reduce_range:
+            log("int8: 7-bit weights (reduce_range; on an x86 CPU without VNNI 8-bit weights saturate)")
+        info["int8_fp32_nodes"] = quantize(out, keep, reduce_range)
         int8 = StanceClassifier(out, backend="onnx", onnx_file="model.int8.onnx")
         info["int8_max_abs_logit_diff"] = parity(ref, int8, texts)
         if eval_df is not None:

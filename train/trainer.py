@@ -24,7 +24,7 @@ import yaml
 
 from nabra.config import ConfigError, TrainConfig
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split, rows_hash
-from nabra.io import git_commit, read_json, read_parquet, readable_weights, versions, write_atomic, write_json
+from nabra.io import git_commit, provenance, read_json, read_parquet, readable_weights, write_atomic, write_json
 from nabra.train.model_dir import save_pipeline
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
 
@@ -581,8 +581,8 @@ def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, 
         tok.save_pretrained(run_dir / "tokenizer")
         write_json(run_dir / "run_info.json", {
             "dataset_dir": str(Path(dataset_dir).resolve()), **data_record(dataset_dir, data),
-            "dataset_label_source": dataset_manifest(dataset_dir).get("label_source"), "git_commit": git_commit(),
-            "versions": versions(), "seed": cfg.training.seed, "label_maps": label_lists, "device": _device_info(),
+            "dataset_label_source": dataset_manifest(dataset_dir).get("label_source"), **provenance(),
+            "seed": cfg.training.seed, "label_maps": label_lists, "device": _device_info(),
             "precision": resolve_precision(cfg.training.precision),
             "train_statements": len(data["train"]), "dev_statements": len(data["dev"]),
         })

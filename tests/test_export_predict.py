@@ -257,3 +257,20 @@ def test_int8_weights_in_7_bits_on_request_and_by_cpu(sample_run, exported, tmp_
                "--int8-reduce-range", "on") == 0
     on = json.loads((tmp_path / "on" / "export_info.json").read_text())
     assert on["int8_reduce_range"] is True and max(on["int8_max_abs_logit_diff"].values()) < 1.0
+
+
+def test_python_api_loads_without_transformers_warnings(sample_run, exported):
+    """A fresh process (nabra's model class not yet registered with transformers) loading a model folder
+    through the Python API: transformers warned that a "nabra-multitask" config "can yield errors"."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from nabra.train.predict import StanceClassifier as C; "
+            "[C.from_pretrained(d, backend=b).predict(['أدان الوزير الهجوم']) for d, b in "
+            "((sys.argv[1], 'onnx'), (sys.argv[2], 'torch'))]")
+    env = {k: v for k, v in os.environ.items() if k != "TRANSFORMERS_VERBOSITY"}  # as a user has it (conftest quiets it)
+    r = subprocess.run([sys.executable, "-c", code, str(exported), str(sample_run)], capture_output=True, text=True,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    assert "model of type" not in r.stderr and "can yield errors" not in r.stderr, r.stderr

@@ -43,7 +43,7 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 class StanceClassifier:
     def __init__(self, directory: Path, backend: str = "torch", onnx_file: str = "model.onnx",
                  batch_size: int = 32, threads: int | None = None):
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         self.dir = directory
         self.backend = backend
@@ -51,7 +51,12 @@ class StanceClassifier:
         order = cfg.get("task_order") or list(cfg["tasks"])
         self.tasks: dict[str, list[str]] = {t: cfg["tasks"][t] for t in order}
         self.text_pair = bool(cfg.get("text_pair"))
-        self.tokenizer = AutoTokenizer.from_pretrained(directory)
+        # the encoder's own config tells AutoTokenizer the model type: left to read config.json, it met
+        # "nabra-multitask" (unregistered until the PyTorch model is imported) and warned that loading
+        # "can yield errors" on every Python-API load
+        enc = dict(cfg.get("encoder") or {})
+        enc_cfg = AutoConfig.for_model(enc.pop("model_type"), **enc) if "model_type" in enc else None
+        self.tokenizer = AutoTokenizer.from_pretrained(directory, config=enc_cfg)
         # everything about the input side comes from the model folder, never from the repo's configs/
         self.pipeline = load_pipeline(directory)
         self.max_length = self.pipeline["max_length"]

@@ -316,3 +316,15 @@ def test_weak_labels_datasets_and_baselines_record_code_and_versions(sample_corp
     for f in (weak, sample_dataset / "manifest.json", tmp_path / "bl" / "baselines.json"):
         rec = json.loads(f.read_text(encoding="utf-8"))
         assert "git_commit" in rec and rec["versions"]["scikit-learn"] and rec["versions"]["nabra"], f
+
+
+def test_annotate_export_reads_the_readme_ids_path_from_any_folder(sample_corpus, tmp_path, monkeypatch, capsys):
+    """`nabra annotate export --ids data/annotations/sample.jsonl` (the README's command) said "no such file"
+    outside the checkout; --annotations data/annotations read the shipped copy, --ids did not."""
+    monkeypatch.chdir(tmp_path)
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", "data/annotations/sample.jsonl",
+               "--out", "batch.json") == 0
+    shipped = (REPO_ROOT / "data/annotations/sample.jsonl").read_text(encoding="utf-8").splitlines()
+    # the sample corpus holds none of these SaudiNewsNet ids: each is listed, none lost in silence
+    assert (tmp_path / "batch.rejects.txt").read_text().count("\n") == len(shipped)
+    assert "exported 0 tasks" in capsys.readouterr().out

@@ -173,8 +173,10 @@ def run_export(args) -> int:
     from nabra.data.corpus import load_corpus
     from nabra.io import write_atomic
 
+    from nabra.io import shipped_data  # --ids data/annotations/sample.jsonl (the README's): from any folder
+
     st, _, _ = load_corpus(args.corpus)
-    recs = read_id_records(Path(args.ids))
+    recs = read_id_records(shipped_data(args.ids))
     if any("pass" in r for r in recs):  # annotation records: one pass of them (plain ids have none)
         want = args.pass_ if args.pass_ == "final" else int(args.pass_)
         recs = [r for r in recs if r.get("pass") == want]

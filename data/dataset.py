@@ -147,7 +147,7 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
     tasks = list(schema.tasks)
     weak = None
     if weak_dir:
-        weak = read_parquet(Path(weak_dir) / "weak_labels.parquet")
+        weak = read_parquet(weak_labels_of(weak_dir, corpus_dir, cman["content_hash"]))
     problems: list[str] = []
     bad: list[str] = []  # records that are no annotation record (bad JSON, shape, label): file:line and why
     if annotations:
@@ -230,6 +230,23 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
             ids = sorted(df.statement_id[df.split == name])
             write_atomic(Path(splits_dir) / f"{name}_ids.txt", "\n".join(ids) + "\n")
     return info
+
+
+def weak_labels_of(weak_dir: str | Path, corpus_dir: str | Path, corpus_hash: str) -> Path:
+    """weak_dir's weak_labels.parquet, if they label this corpus: labels of another corpus (or of this one
+    before a rebuild with other inputs or config) matched only the statement ids the two share, and the
+    rest left the dataset (or weak_train) without a word."""
+    f = Path(weak_dir) / "weak_labels.parquet"
+    redo = f"make them with `nabra label weak --corpus {corpus_dir} --out {weak_dir}`"
+    if not f.is_file():
+        raise UserError(f"--weak {weak_dir}: not a weak labels folder (no {f.name}); {redo}")
+    made_from = (read_json(f.parent / "weak_manifest.json").get("corpus_content_hash")
+                 if (f.parent / "weak_manifest.json").is_file() else None)
+    if made_from and made_from != corpus_hash:
+        raise UserError(f"--weak {weak_dir}: labels another corpus (content hash {made_from}) than --corpus "
+                        f"{corpus_dir} ({corpus_hash}); label this one: `nabra label weak --corpus {corpus_dir} "
+                        "--out NEW_FOLDER`")
+    return f
 
 
 def designate_test_v2(frozen: dict[str, str], ids: list[str], gold_ids: set[str], log=print) -> dict[str, str]:

@@ -689,3 +689,19 @@ def test_sample_exclude_repeated_keeps_every_list(sample_corpus, tmp_path, capsy
                   ["--exclude", tmp_path / "a.txt", tmp_path / "b.txt"]):
         assert cli(*base, *extra) == 0
         assert "excluding 5 annotated statements" in capsys.readouterr().out
+
+
+def test_dataset_build_refuses_weak_labels_of_another_corpus(sample_corpus, sample_dataset, tmp_path, capsys):
+    """--weak of another corpus joined on the statement ids the two share and dropped the rest without a
+    word (here: "dataset written", 0 statements in every split); a missing --weak folder was named bare."""
+    weak = sample_dataset.parent / "weak"
+    other = tmp_path / "other"
+    assert cli("corpus", "build", "--input", SAMPLE / "article.txt", "--out", other, "--no-progress") == 0
+    capsys.readouterr()
+    assert cli("dataset", "build", "--corpus", other, "--weak", weak, "--out", tmp_path / "ds") == 2
+    err = capsys.readouterr().err
+    assert f"--weak {weak}: labels another corpus" in err and f"nabra label weak --corpus {other}" in err
+    assert not (tmp_path / "ds").exists()
+    assert cli("dataset", "build", "--corpus", other, "--weak", tmp_path / "nope", "--out", tmp_path / "ds") == 2
+    assert f"--weak {tmp_path / 'nope'}: not a weak labels folder (no weak_labels.parquet)" in capsys.readouterr().err
+    assert cli("dataset", "build", "--corpus", sample_corpus, "--weak", weak, "--out", tmp_path / "ds") == 0

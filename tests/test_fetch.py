@@ -73,3 +73,19 @@ def test_a_failed_fetch_leaves_nothing_new_but_the_files_it_checked(tmp_path, mo
     assert cli("data", "fetch", "saudinewsnet", "--from", src, "--out", mine) == 2
     assert mine.is_dir()
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_timeout_of_zero_or_less_is_refused_by_the_flag(tmp_path, monkeypatch, capsys):
+    """--timeout -1 reached urllib: a ValueError traceback ("Timeout value out of range") once the host
+    resolved; --timeout 0 made a non-blocking socket, reported as "cannot download SaudiNewsNet"."""
+    import pytest
+
+    def no_network(*a, **kw):  # the flag must stop the command before any download is tried
+        raise AssertionError("urlopen called")
+
+    monkeypatch.setattr(fetch.urllib.request, "urlopen", no_network)
+    for bad in ("-1", "0", "nan"):
+        with pytest.raises(SystemExit) as e:
+            cli("data", "fetch", "saudinewsnet", "--out", tmp_path / "snn", "--timeout", bad)
+        assert e.value.code == 2 and "--timeout" in capsys.readouterr().err
+    assert not (tmp_path / "snn").exists()

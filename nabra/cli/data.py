@@ -1,6 +1,8 @@
 """`nabra data fetch saudinewsnet --out DIR`: the public articles the gold annotations point into."""
 from __future__ import annotations
 
+from nabra.cli.main import positive_float
+
 DATASETS = ("saudinewsnet",)
 
 
@@ -11,7 +13,8 @@ def register(sub) -> None:
     f.add_argument("name", choices=DATASETS)
     f.add_argument("--out", required=True, help="folder to put the files in (e.g. ../shared/data/saudinewsnet)")
     f.add_argument("--from", dest="source", metavar="DIR", help="copy from a local folder instead of downloading")
-    f.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server")
+    # 0 or less reached urllib: -1 a ValueError traceback, 0 a non-blocking socket ("cannot download")
+    f.add_argument("--timeout", type=positive_float, default=30.0, help="seconds to wait for the server (> 0)")
     f.set_defaults(func=run_fetch)
 
 

@@ -705,3 +705,19 @@ def test_dataset_build_refuses_weak_labels_of_another_corpus(sample_corpus, samp
     assert cli("dataset", "build", "--corpus", other, "--weak", tmp_path / "nope", "--out", tmp_path / "ds") == 2
     assert f"--weak {tmp_path / 'nope'}: not a weak labels folder (no weak_labels.parquet)" in capsys.readouterr().err
     assert cli("dataset", "build", "--corpus", sample_corpus, "--weak", weak, "--out", tmp_path / "ds") == 0
+
+
+@pytest.mark.parametrize("cmd, flag, bad", [
+    ("annotate sample", "--random", "-5"), ("annotate sample", "--per-class", "-3"),
+    ("annotate sample", "--neutral-flagged", "-1"), ("annotate sample", "--double", "nan"),
+    ("annotate sample", "--double", "1.5"), ("annotate suggest", "--enrich", "3"),
+    ("dataset build", "--weak-threshold", "5"), ("dataset build", "--weak-threshold", "nan")])
+def test_counts_and_shares_out_of_range_are_refused_by_the_flag(sample_corpus, tmp_path, capsys, cmd, flag, bad):
+    """--random -5 drew no random slice, --double 2 or nan and --weak-threshold 5 or nan were taken as they
+    came (an empty weak_train, no second readings), all with exit code 0 and not a word."""
+    rest = {"annotate sample": ["--out", tmp_path / "s.jsonl"],
+            "annotate suggest": ["--model", tmp_path / "m", "--n", "5", "--out", tmp_path / "a.json"],
+            "dataset build": ["--weak", tmp_path / "w", "--out", tmp_path / "d"]}[cmd]
+    with pytest.raises(SystemExit) as e:
+        cli(*cmd.split(), "--corpus", sample_corpus, flag, bad, *rest)
+    assert e.value.code == 2 and f"argument {flag}: must be" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """`nabra annotate sample|suggest|export|import`: choose statements to annotate, and Label Studio / CSV interop."""
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import sys
@@ -8,6 +9,28 @@ from pathlib import Path
 
 from nabra.cli.main import positive_int
 from nabra.errors import UserError
+
+
+def count(value: str) -> int:
+    """argparse type: a whole number >= 0 (`--random -5` drew nothing, and said nothing)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    return n
+
+
+def share(value: str) -> float:
+    """argparse type: a number from 0 to 1 (`--double 2` or `nan`, `--weak-threshold 5` were taken as they came)."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}") from None
+    if not 0 <= x <= 1:  # nan fails both
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {value}")
+    return x
 
 QUOTA_HELP = ("quotas over the predicted stance (neutral gets 1/(2 x classes) of the batch, every other class an "
               "equal share of the rest; a class with too few candidates passes its unfilled quota on to the others "
@@ -23,11 +46,11 @@ def register(sub) -> None:
     sm.add_argument("--corpus", required=True)
     sm.add_argument("--out", default="data/annotations/sample.jsonl")
     sm.add_argument("--seed", type=int, default=13)
-    sm.add_argument("--random", type=int, default=350, help="statements drawn uniformly from the pool (default 350)")
-    sm.add_argument("--per-class", type=int, default=220,
+    sm.add_argument("--random", type=count, default=350, help="statements drawn uniformly from the pool (default 350)")
+    sm.add_argument("--per-class", type=count, default=220,
                     help="statements flagged by a weak cue, per non-neutral stance (default 220; 0 = random only)")
-    sm.add_argument("--neutral-flagged", type=int, default=150, help="flagged neutral statements (default 150)")
-    sm.add_argument("--double", type=float, default=0.2, help="share marked for a second reading (default 0.2)")
+    sm.add_argument("--neutral-flagged", type=count, default=150, help="flagged neutral statements (default 150)")
+    sm.add_argument("--double", type=share, default=0.2, help="share marked for a second reading (default 0.2)")
     sm.add_argument("--exclude", nargs="*", action="extend", default=[],
                     help="statements already annotated or held out: standoff .jsonl files, id lists (.txt, one a "
                          "line) or folders of them (data/annotations data/splits); their article groups are left out "
@@ -65,7 +88,7 @@ def register(sub) -> None:
     sg.add_argument("--batch-size", type=positive_int, default=32)
     sg.add_argument("--min-hits", type=int, default=4,
                     help="political keywords an article needs to join the pool (the sampler's rule; 0 = every article)")
-    sg.add_argument("--enrich", type=float, default=0.0,
+    sg.add_argument("--enrich", type=share, default=0.0,
                     help="share of the candidates drawn from statements a weak rule flags for each non-neutral "
                          "stance (default 0: all random); rare stances are ~1%% of the corpus")
     sg.add_argument("--enrich-stances", nargs="+", default=None, metavar="STANCE",

@@ -1,6 +1,7 @@
 """`nabra dataset build`: gold or weak labels + corpus -> grouped, stratified train/dev/test."""
 from __future__ import annotations
 
+from nabra.cli.annotate import share
 from nabra.errors import UserError
 
 
@@ -11,7 +12,7 @@ def register(sub) -> None:
     b.add_argument("--corpus", required=True)
     b.add_argument("--annotations", default=None, help="gold standoff records (folder or file)")
     b.add_argument("--weak", default=None, help="weak labels folder: extra weak_train set, or the labels when no gold")
-    b.add_argument("--weak-threshold", type=float, default=0.75, help="min label-model confidence for weak_train")
+    b.add_argument("--weak-threshold", type=share, default=0.75, help="min label-model confidence for weak_train")
     b.add_argument("--seed", type=int, default=13)
     b.add_argument("--freeze", action="store_true", help="write the split ids to data/splits/ (freezes the test set; gold --annotations only)")
     b.add_argument("--splits", default=None,

@@ -271,32 +271,35 @@ def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema,
     """Reads a Label Studio export (.json) or the CSV back into standoff records.
 
     Returns (records, errors); each error names the record. Unknown labels, unknown statement
-    ids and hash mismatches are rejected.
+    ids and hash mismatches are rejected. A file that cannot be read as a whole (missing, not text, not
+    JSON, no statement_id column) is a UserError: it was one "rejected record", with a rejects file
+    written beside --out for a mistyped name.
     """
+    from nabra.errors import UserError
     from nabra.data.ingest import decode
 
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as e:
-        return [], [f"{p}: cannot read ({e.strerror})"]
+        raise UserError(f"{p}: cannot read ({e.strerror})") from None
     # UTF-8 with or without the byte-order mark spreadsheet programs write, else Windows-1256 (Excel's
     # Arabic CSVs): the corpus reader's decoder
     text, err = decode(data, str(p))
     if err:
-        return [], [f"{p}: {err}"]
+        raise UserError(f"{p}: {err}")
     if p.suffix.lower() == ".csv":
         try:
             items = [(f"{p.name}:{n}", row) for n, row in enumerate(csv.DictReader(io.StringIO(text)), 2)]
         except csv.Error as e:
-            return [], [f"{p}: unreadable CSV ({e})"]
+            raise UserError(f"{p}: unreadable CSV ({e})") from None
         if items and "statement_id" not in items[0][1]:
-            return [], [f"{p}: no statement_id column (columns: {', '.join(map(str, items[0][1]))})"]
+            raise UserError(f"{p}: no statement_id column (columns: {', '.join(map(str, items[0][1]))})")
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            return [], [f"{p}: invalid JSON ({e.msg} at line {e.lineno})"]
+            raise UserError(f"{p}: invalid JSON ({e.msg} at line {e.lineno})") from None
         items = [(f"{p.name} {loc}", d) for loc, d in _parse_ls(data if isinstance(data, list) else [data])]
     by_id = statements.set_index("statement_id")
     records, errors = [], []

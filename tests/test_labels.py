@@ -340,3 +340,16 @@ def test_annotate_sample_says_when_the_pool_cannot_fill_a_stratum(sample_corpus,
     assert cli("annotate", "sample", "--corpus", sample_corpus, "--random", "1", "--per-class", "0",
                "--out", tmp_path / "one.jsonl") == 0
     assert "fewer than asked" not in capsys.readouterr().err
+
+
+def test_annotate_import_of_an_unreadable_file_is_an_error_not_a_rejected_record(sample_corpus, tmp_path, capsys):
+    """A mistyped file name was "rejected: nope.csv: cannot read", exit 1, and a rejects file written beside
+    --out as if one record had been refused; so for a file with no statement_id column or no JSON."""
+    (tmp_path / "cols.csv").write_text("id,stance\nx,neutral\n", encoding="utf-8")
+    (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
+    for f, why in ((tmp_path / "nope.csv", "cannot read (No such file or directory)"),
+                   (tmp_path / "cols.csv", "no statement_id column (columns: id, stance)"),
+                   (tmp_path / "bad.json", "invalid JSON (")):
+        assert cli("annotate", "import", f, "--corpus", sample_corpus, "--out", tmp_path / "o.jsonl") == 2
+        assert f"nabra annotate: error: {f}: {why}" in capsys.readouterr().err
+    assert not list(tmp_path.glob("o.*"))

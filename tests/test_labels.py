@@ -353,3 +353,24 @@ def test_annotate_import_of_an_unreadable_file_is_an_error_not_a_rejected_record
         assert cli("annotate", "import", f, "--corpus", sample_corpus, "--out", tmp_path / "o.jsonl") == 2
         assert f"nabra annotate: error: {f}: {why}" in capsys.readouterr().err
     assert not list(tmp_path.glob("o.*"))
+
+
+def test_a_clean_rerun_of_export_or_import_leaves_no_earlier_rejects_file(sample_corpus, tmp_path, capsys):
+    """OUT.rejects.txt of an earlier export (ids not in the corpus) or import (refused records) stayed beside
+    a later clean run's output, listing problems that run did not have."""
+    from nabra.data.annotate import write_records
+
+    recs = _records_for(sample_corpus)
+    write_records(recs, tmp_path / "gold_in.jsonl")
+    (tmp_path / "ids.txt").write_text("\n".join([r["statement_id"] for r in recs] + ["a000-999"]) + "\n")
+    export = ["annotate", "export", "--corpus", sample_corpus, "--out", tmp_path / "batch.json"]
+    assert cli(*export, "--ids", tmp_path / "ids.txt") == 0 and (tmp_path / "batch.rejects.txt").exists()
+    assert cli(*export, "--ids", tmp_path / "gold_in.jsonl", "--pass", "1") == 0
+    assert not (tmp_path / "batch.rejects.txt").exists()
+    rows = pd.read_csv(tmp_path / "batch.csv", dtype=str)
+    rows.loc[0, "stance"] = "angry"
+    rows.to_csv(tmp_path / "bad.csv", index=False)
+    imp = ["annotate", "import", "--corpus", sample_corpus, "--out", tmp_path / "back.jsonl"]
+    assert cli(*imp[:2], tmp_path / "bad.csv", *imp[2:]) == 1 and (tmp_path / "back.rejects.txt").exists()
+    assert cli(*imp[:2], tmp_path / "batch.csv", *imp[2:]) == 0
+    assert not (tmp_path / "back.rejects.txt").exists()

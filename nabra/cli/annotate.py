@@ -207,7 +207,8 @@ def run_export(args) -> int:
     from nabra.io import shipped_data  # --ids data/annotations/sample.jsonl (the README's): from any folder
 
     st, _, _ = load_corpus(args.corpus)
-    recs = read_id_records(shipped_data(args.ids))
+    ids_file = shipped_data(args.ids)
+    recs = read_id_records(ids_file)
     if any("pass" in r for r in recs):  # annotation records: one pass of them (plain ids have none)
         want = args.pass_ if args.pass_ == "final" else int(args.pass_)
         recs = [r for r in recs if r.get("pass") == want]
@@ -216,11 +217,13 @@ def run_export(args) -> int:
     rows = ids[keep].merge(st[["statement_id", "article_id", "start", "end", "text_sha1", "text"]], on="statement_id")
     out = Path(args.out)
     missing = sorted(set(ids.statement_id) - set(rows.statement_id))
+    rej = out.with_suffix(".rejects.txt")
     if missing:  # ids of another corpus, or mistyped: said, and listed, rather than dropped
-        rej = out.with_suffix(".rejects.txt")
         write_atomic(rej, "".join(f"{i}: not in the corpus {args.corpus}\n" for i in missing))
         print(f"warning: {len(missing)} id(s) not in the corpus, not exported (listed in {rej}): "
               + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
+    elif rej.resolve() != ids_file.resolve():  # an earlier run's list would read as this export's
+        rej.unlink(missing_ok=True)
     out_json, out_csv = task_files(out)
     n = export_tasks(rows, out_json, out_csv)
     print(f"exported {n} tasks -> {out_json} and {out_csv}")
@@ -242,11 +245,12 @@ def run_import(args) -> int:
         print(f"rejected: {e}", file=sys.stderr)
     if recs:
         write_records(recs, args.out)
+    rej = Path(args.out).with_suffix(".rejects.txt")
     if errors:
-        rej = Path(args.out).with_suffix(".rejects.txt")
         write_atomic(rej, "\n".join(errors) + "\n")
         print(f"imported {len(recs)} record(s), rejected {len(errors)} (reasons in {rej})", file=sys.stderr)
         return 1
+    rej.unlink(missing_ok=True)  # an earlier import's reasons would read as this one's
     print(f"imported {len(recs)} record(s) -> {args.out}")
     return 0
 

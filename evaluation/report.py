@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ import pandas as pd
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split, rows_hash
 from nabra.evaluation.metrics import aggregate, labelled, task_metrics
 from nabra.errors import UserError
-from nabra.io import git_commit, read_json, versions, write_atomic
+from nabra.io import atomic_dir, git_commit, read_json, versions, write_atomic
 from nabra.train.model_dir import load_pipeline, resolve as resolve_model_dir
 
 
@@ -143,12 +144,37 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
             report["baselines"][t] = {name: task_metrics(df[t][g].tolist(), labelled(p, g), label_lists[t],
                                                          None, headline.get(t), n_boot, seed)
                                       for name, p in sorted(by_name.items())}
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "report.json", json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
-    pngs = plots(report, out)
-    write_atomic(out / "report.md", markdown(report))
-    write_atomic(out / "report.html", to_html(report, pngs))
+    with atomic_dir(out, also=earlier_report(out)) as tmp:
+        write_atomic(tmp / "report.json", json.dumps(report, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+        pngs = plots(report, tmp)
+        write_atomic(tmp / "report.md", markdown(report))
+        write_atomic(tmp / "report.html", to_html(report, pngs))
     return report
+
+
+REPORT_FILE = re.compile(r"report\.(json|md|html)|(confusion|f1|reliability)_[^/]+\.png")
+SPLITS = ("dev", "test", "test-v2")
+
+
+def earlier_report(out: str | Path) -> tuple[str, ...]:
+    """The names in `out` that an earlier `nabra evaluate` wrote there (a report of one split, or of several in
+    <split>/ folders): atomic_dir replaces them with the new report whole, so no report.json or plot of an
+    earlier run sits beside the new report.md. Anything else in `out` (a run, a dataset) is refused, before
+    any scoring: `--out` is a report folder."""
+    out = Path(out)
+    if not out.exists():
+        return ()
+    if not out.is_dir():
+        raise UserError(f"--out {out}: exists and is a file, not a folder: give a folder for the report")
+    ours = lambda p: p.is_file() and REPORT_FILE.fullmatch(p.name)
+    names = tuple(p.name for p in out.iterdir()
+                  if ours(p) or (p.is_dir() and p.name in SPLITS and all(map(ours, p.iterdir()))))
+    foreign = sorted(p.name + "/" * p.is_dir() for p in out.iterdir() if p.name not in names)
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        raise UserError(f"--out {out}: holds {', '.join(foreign[:5])}{more}, which `nabra evaluate` does not write: "
+                        "not replaced; give a new or empty folder for the report, or remove it first")
+    return names
 
 
 def evaluate_splits(model_dir, dataset_dir, splits: list[str], out: str | Path, **kw) -> dict[str, dict]:
@@ -157,15 +183,17 @@ def evaluate_splits(model_dir, dataset_dir, splits: list[str], out: str | Path, 
     out = Path(out)
     for s in splits:  # an absent or empty split fails before any prediction or report
         load_split(dataset_dir, s, use="score")
+    also = earlier_report(out)  # an --out that is a file or holds something else: said before any scoring
     if len(splits) == 1:
         return {splits[0]: evaluate(model_dir, dataset_dir, splits[0], out, **kw)}
     cache: dict = {}
-    reps = {s: evaluate(model_dir, dataset_dir, s, out / s, cache=cache, **kw) for s in splits}
-    L = [f"# {kw.get('title', 'nabra evaluation')}: {', '.join(splits)}", "",
-         "| split | n | " + " | ".join(HEAD) + " |", "|" + "---|" * (len(HEAD) + 2)]
-    L += [f"| {s} | {r['n_statements']} | " + " | ".join(row) + " |" for s, r in reps.items() for row in summary_rows(r)]
-    L += ["", "Full reports: " + ", ".join(f"[{s}]({s}/report.md)" for s in splits), ""]
-    write_atomic(out / "report.md", "\n".join(L))
+    with atomic_dir(out, also=also) as tmp:  # the split reports and their summary replace OUT together
+        reps = {s: evaluate(model_dir, dataset_dir, s, tmp / s, cache=cache, **kw) for s in splits}
+        L = [f"# {kw.get('title', 'nabra evaluation')}: {', '.join(splits)}", "",
+             "| split | n | " + " | ".join(HEAD) + " |", "|" + "---|" * (len(HEAD) + 2)]
+        L += [f"| {s} | {r['n_statements']} | " + " | ".join(row) + " |" for s, r in reps.items() for row in summary_rows(r)]
+        L += ["", "Full reports: " + ", ".join(f"[{s}]({s}/report.md)" for s in splits), ""]
+        write_atomic(tmp / "report.md", "\n".join(L))
     return reps
 
 

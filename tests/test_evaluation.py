@@ -276,3 +276,25 @@ def test_training_dev_macro_f1_is_the_reports():
     got = metric_fn({"stance": labels}, {})(SimpleNamespace(predictions=(logits,), label_ids=(y,)))
     want = task_metrics([labels[i] for i in y], [labels[i] for i in logits.argmax(1)], labels, n_boot=0)["macro_f1"]
     assert got["stance_macro_f1"] == pytest.approx(want, abs=1e-4) and want > 0.6
+
+
+def test_a_rerun_replaces_the_whole_earlier_report_and_refuses_other_folders(sample_run, sample_dataset, tmp_path, capsys):
+    """evaluate wrote into --out in place: a two-split report over a one-split one left that run's
+    report.json, report.html and plots beside the new report.md (two reports that disagree); `--out` a file
+    ended in a FileExistsError traceback after the scoring, and `--out` a run folder got report files in it."""
+    out = tmp_path / "rep"
+    ev = ["evaluate", "--model", sample_run, "--data", sample_dataset, "--no-baselines", "--bootstrap", "20"]
+    assert cli(*ev, "--split", "test", "--out", out) == 0
+    assert (out / "report.json").exists() and (out / "f1_stance.png").exists()
+    assert cli(*ev, "--split", "test", "dev", "--out", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["dev", "report.md", "test"]
+    assert cli(*ev, "--split", "dev", "--out", out) == 0  # and back: no split folder of the earlier run
+    assert not (out / "test").exists() and json.loads((out / "report.json").read_text())["split"] == "dev"
+    capsys.readouterr()
+    (tmp_path / "file").write_text("x")
+    assert cli(*ev, "--split", "test", "--out", tmp_path / "file") == 2
+    assert "exists and is a file, not a folder" in capsys.readouterr().err
+    before = sorted(p.name for p in sample_run.iterdir())
+    assert cli(*ev, "--split", "test", "dev", "--out", sample_run) == 2
+    assert "which `nabra evaluate` does not write: not replaced" in capsys.readouterr().err
+    assert sorted(p.name for p in sample_run.iterdir()) == before

@@ -89,6 +89,8 @@ def evaluate(model_dir: str | Path | None, dataset_dir: str | Path, split: str, 
     unlabelled = {t: int((~g).sum()) for t, g in gold.items() if not g.all()}
     if unlabelled:
         report["unlabelled"] = unlabelled
+    if with_baselines and baselines_dir:  # before any prediction: a folder fitted on other data fails in seconds
+        report["provenance"]["baselines"] = saved_baselines(baselines_dir, dataset_dir, man, label_lists)
     model_dirs = list(runs or ([] if model_dir is None else [model_dir]))
     per_run: dict[str, list[dict]] = {t: [] for t in label_lists}
     for i, md in enumerate(model_dirs):
@@ -175,6 +177,25 @@ def earlier_report(out: str | Path) -> tuple[str, ...]:
         raise UserError(f"--out {out}: holds {', '.join(foreign[:5])}{more}, which `nabra evaluate` does not write: "
                         "not replaced; give a new or empty folder for the report, or remove it first")
     return names
+
+
+def saved_baselines(directory: str | Path, dataset_dir: str | Path, man: dict, label_lists: dict) -> dict:
+    """What report.json records of a `--baselines` folder (its dataset hash, seed, commit: the report named
+    none of them). One fitted on another dataset is refused: its scores are not this split's baselines, and
+    one of other tasks (a benchmark's) ended in a KeyError traceback."""
+    d = Path(directory)
+    if not (d / "baselines.json").is_file():
+        return {"dir": str(d)}  # load_baselines names what is missing
+    meta = read_json(d / "baselines.json")
+    fitted, here = meta.get("dataset_content_hash"), man.get("content_hash")
+    other = sorted(set(meta.get("models") or {}) - set(label_lists))
+    if (fitted and here and fitted != here) or other:
+        why = f"tasks {', '.join(other)}, which {dataset_dir} lacks" if other else \
+            f"dataset content hash {fitted}, {dataset_dir} has {here}"
+        raise UserError(f"--baselines {d}: fitted on another dataset ({why}); fit them on this one with "
+                        f"`nabra baseline --data {dataset_dir} --out DIR`, or leave --baselines out to fit them now")
+    return {"dir": str(d), "dataset_content_hash": fitted, "seed": meta.get("seed"), "git_commit": meta.get("git_commit"),
+            "weak_rules_sha1": meta.get("weak_rules_sha1")}
 
 
 def evaluate_splits(model_dir, dataset_dir, splits: list[str], out: str | Path, **kw) -> dict[str, dict]:
@@ -321,6 +342,9 @@ def markdown(report: dict) -> str:
     L += ["", "## Reproduce", "", f"- dataset content hash `{p['dataset_content_hash']}` ({p.get('dataset_label_source')} labels)",
           f"- split ids hash `{p['split_ids_hash']}`, rows hash (text too) `{p.get('split_rows_hash')}`", f"- git commit `{p['git_commit']}`",
           "- versions: " + ", ".join(f"{k} {v}" for k, v in p["versions"].items() if v)]
+    if p.get("baselines"):
+        b = p["baselines"]
+        L.append(f"- baselines `{b['dir']}`, fitted on dataset hash `{b.get('dataset_content_hash')}`, seed {b.get('seed')}")
     for mdl in p.get("models", []):
         L.append(f"- model `{mdl['model']}`, run seed {mdl.get('run_seed')}, run dataset hash `{mdl.get('run_dataset_content_hash')}`")
     return "\n".join(L) + "\n"

@@ -298,3 +298,32 @@ def test_a_rerun_replaces_the_whole_earlier_report_and_refuses_other_folders(sam
     assert cli(*ev, "--split", "test", "dev", "--out", sample_run) == 2
     assert "which `nabra evaluate` does not write: not replaced" in capsys.readouterr().err
     assert sorted(p.name for p in sample_run.iterdir()) == before
+
+
+def test_baselines_of_another_dataset_are_refused_and_the_report_names_the_ones_it_scored(sample_run, sample_dataset,
+                                                                                          tmp_path, capsys):
+    """`--baselines` fitted on other data were scored as this split's baselines and report.json did not say which
+    folder, dataset or seed they came from; a benchmark's (other tasks) ended in a KeyError traceback."""
+    import shutil
+
+    assert cli("baseline", "--data", sample_dataset, "--out", tmp_path / "bl") == 0
+    ev = ["evaluate", "--model", sample_run, "--split", "test", "--bootstrap", "20", "--baselines"]
+    assert cli(*ev, tmp_path / "bl", "--data", sample_dataset, "--out", tmp_path / "r") == 0
+    rep = json.loads((tmp_path / "r/report.json").read_text())
+    man = json.loads((sample_dataset / "manifest.json").read_text())
+    assert rep["provenance"]["baselines"]["dataset_content_hash"] == man["content_hash"]
+    assert rep["provenance"]["baselines"]["seed"] == 0
+    assert f"fitted on dataset hash `{man['content_hash']}`" in (tmp_path / "r/report.md").read_text(encoding="utf-8")
+    other = tmp_path / "other"  # the same labels, other statements: another content hash
+    shutil.copytree(sample_dataset, other)
+    (other / "manifest.json").write_text(json.dumps({**man, "content_hash": "0" * 40}))
+    capsys.readouterr()
+    assert cli(*ev, tmp_path / "bl", "--data", other, "--out", tmp_path / "r2") == 2
+    assert f"fitted on another dataset (dataset content hash {man['content_hash']}" in capsys.readouterr().err
+    meta = json.loads((tmp_path / "bl/baselines.json").read_text())  # an older folder, no hash, a benchmark's task
+    meta.pop("dataset_content_hash")
+    meta["models"]["sarcasm"], meta["info"]["sarcasm"] = ["majority"], {"majority_label": "Yes"}
+    (tmp_path / "bl/baselines.json").write_text(json.dumps(meta))
+    assert cli(*ev, tmp_path / "bl", "--data", sample_dataset, "--out", tmp_path / "r3") == 2
+    assert "fitted on another dataset (tasks sarcasm, which" in capsys.readouterr().err
+    assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()

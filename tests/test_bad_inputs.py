@@ -721,3 +721,12 @@ def test_counts_and_shares_out_of_range_are_refused_by_the_flag(sample_corpus, t
     with pytest.raises(SystemExit) as e:
         cli(*cmd.split(), "--corpus", sample_corpus, flag, bad, *rest)
     assert e.value.code == 2 and f"argument {flag}: must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("top", ["0", "-1"])
+def test_audit_sheet_top_below_one_is_refused_by_the_flag(sample_corpus, tmp_path, capsys, top):
+    """--top 0 or -1 wrote an empty re-read sheet ("0 statement/task rows to re-read") and exit code 0."""
+    with pytest.raises(SystemExit) as e:
+        cli("label", "audit-sheet", "--suspects", tmp_path / "suspects.csv", "--corpus", sample_corpus,
+            "--top", top, "--out", tmp_path / "sheet.csv")
+    assert e.value.code == 2 and "argument --top: must be >= 1" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from nabra.cli.main import positive_int
 from nabra.paths import data_file  # cheap: the CLI's start-up stays light
 
 
@@ -42,7 +43,7 @@ def register(sub) -> None:
     sh = s.add_parser("audit-sheet", help="blind re-read sheet of the top suspects (two candidate labels, no hint)")
     sh.add_argument("--suspects", required=True, help="suspects.csv from `nabra label audit`")
     sh.add_argument("--corpus", required=True, help="the corpus the dataset was built from (statement text)")
-    sh.add_argument("--top", type=int, default=50, help="suspects per task, by rank (default 50)")
+    sh.add_argument("--top", type=positive_int, default=50, help="suspects per task, by rank (default 50)")
     sh.add_argument("--seed", type=int, default=13, help="seed of the row and label order")
     sh.add_argument("--out", required=True, help="sheet CSV to write")
     sh.set_defaults(func=run_sheet)

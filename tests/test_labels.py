@@ -374,3 +374,22 @@ def test_a_clean_rerun_of_export_or_import_leaves_no_earlier_rejects_file(sample
     assert cli(*imp[:2], tmp_path / "bad.csv", *imp[2:]) == 1 and (tmp_path / "back.rejects.txt").exists()
     assert cli(*imp[:2], tmp_path / "batch.csv", *imp[2:]) == 0
     assert not (tmp_path / "back.rejects.txt").exists()
+
+
+def test_annotate_export_refuses_to_write_over_its_ids_file(sample_corpus, tmp_path, capsys):
+    """`--ids batch.jsonl --out batch.jsonl` replaced the drawn batch with the Label Studio JSON (import
+    refuses the same mistake); so for --out X.csv over an --ids X.json."""
+    from nabra.data.annotate import write_records
+
+    write_records(_records_for(sample_corpus), tmp_path / "batch.jsonl")
+    kept = (tmp_path / "batch.jsonl").read_bytes()
+    for out in ("batch.jsonl", "batch.JSONL.csv"):
+        ids = tmp_path / ("batch.jsonl" if out == "batch.jsonl" else "batch.JSONL.json")
+        if not ids.exists():
+            ids.write_bytes(kept)
+        assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", ids, "--pass", "1",
+                   "--out", tmp_path / out) == 2
+        assert "the --ids file itself; give another name" in capsys.readouterr().err
+        assert ids.read_bytes() == kept
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", tmp_path / "batch.jsonl", "--pass", "1",
+               "--out", tmp_path / "batch.json") == 0

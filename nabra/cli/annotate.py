@@ -202,12 +202,15 @@ def run_export(args) -> int:
 
     from nabra.data.annotate import export_tasks, task_files
     from nabra.data.corpus import load_corpus
-    from nabra.io import write_atomic
+    from nabra.io import shipped_data, write_atomic  # shipped_data: --ids data/annotations/sample.jsonl from any folder
 
-    from nabra.io import shipped_data  # --ids data/annotations/sample.jsonl (the README's): from any folder
-
-    st, _, _ = load_corpus(args.corpus)
     ids_file = shipped_data(args.ids)
+    out = Path(args.out)
+    # `--ids r37.jsonl --out r37.jsonl` replaced the drawn batch with the export (as import refuses it)
+    for written in (*task_files(out), out.with_suffix(".rejects.txt")):
+        if ids_file.is_file() and written.resolve() == ids_file.resolve():
+            raise UserError(f"--out {args.out}: would write {written}, the --ids file itself; give another name")
+    st, _, _ = load_corpus(args.corpus)
     recs = read_id_records(ids_file)
     if any("pass" in r for r in recs):  # annotation records: one pass of them (plain ids have none)
         want = args.pass_ if args.pass_ == "final" else int(args.pass_)
@@ -215,14 +218,13 @@ def run_export(args) -> int:
     ids = pd.DataFrame(recs, columns=None if recs else ["statement_id"])
     keep = [c for c in ("statement_id", "stance", "sentiment", "annotator", "pass") if c in ids.columns]
     rows = ids[keep].merge(st[["statement_id", "article_id", "start", "end", "text_sha1", "text"]], on="statement_id")
-    out = Path(args.out)
     missing = sorted(set(ids.statement_id) - set(rows.statement_id))
     rej = out.with_suffix(".rejects.txt")
     if missing:  # ids of another corpus, or mistyped: said, and listed, rather than dropped
         write_atomic(rej, "".join(f"{i}: not in the corpus {args.corpus}\n" for i in missing))
         print(f"warning: {len(missing)} id(s) not in the corpus, not exported (listed in {rej}): "
               + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
-    elif rej.resolve() != ids_file.resolve():  # an earlier run's list would read as this export's
+    else:  # an earlier run's list would read as this export's
         rej.unlink(missing_ok=True)
     out_json, out_csv = task_files(out)
     n = export_tasks(rows, out_json, out_csv)

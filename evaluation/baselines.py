@@ -10,6 +10,7 @@ pipeline is a skops file, loaded only when every type in it is a scikit-learn/nu
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pandas as pd
 
 from nabra.errors import UserError
 from nabra.evaluation.metrics import labelled
-from nabra.io import provenance, write_json
+from nabra.io import atomic_dir, provenance, write_json
 
 C_GRID = (0.03, 0.1, 0.3, 1.0)
 
@@ -255,20 +256,31 @@ SAFE_MODULES = ("sklearn.", "numpy.", "scipy.", "builtins.")
 WEAK_RULES = "weak_rules.yaml"
 
 
+# what `nabra baseline` writes (and wrote: .joblib pickles of older versions)
+BASELINE_FILE = re.compile(r"baselines\.json|weak_rules\.yaml|[^/]+\.(tfidf_svm\.(skops|joblib)|embeddings_lr\.json)")
+
+
+def earlier_baselines(out: str | Path) -> tuple[str, ...]:
+    """An earlier `nabra baseline` output in `out` (replaced whole: no embeddings_lr file of a run with --encoder
+    stays beside a run without); `out` a file or a folder of anything else is refused, before the fit."""
+    from nabra.evaluation.report import earlier_output
+
+    return earlier_output(out, BASELINE_FILE, "nabra baseline")
+
+
 def save_baselines(baselines: dict, out: str | Path, meta: dict) -> None:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    for task, models in baselines["models"].items():
-        for name, m in models.items():
-            if name == "embeddings_lr":
-                write_json(out / f"{task}.{name}.json", m.to_json())
-            elif name == "tfidf_svm":  # majority: its label is in info
-                _dump_tfidf(m, out / f"{task}.{name}.skops")
-            elif name == "weak_labeller":  # its cue lexicon, as fitted: not whatever lexicon is installed later
-                shutil.copy(m.labeler.rules_path, out / WEAK_RULES)
-                meta = {**meta, "weak_rules_sha1": m.labeler.rules_hash}
-    write_json(out / "baselines.json", {"info": baselines["info"], **meta, **provenance(),
-                                        "models": {t: sorted(m) for t, m in baselines["models"].items()}})
+    with atomic_dir(out, also=earlier_baselines(out)) as tmp:
+        for task, models in baselines["models"].items():
+            for name, m in models.items():
+                if name == "embeddings_lr":
+                    write_json(tmp / f"{task}.{name}.json", m.to_json())
+                elif name == "tfidf_svm":  # majority: its label is in info
+                    _dump_tfidf(m, tmp / f"{task}.{name}.skops")
+                elif name == "weak_labeller":  # its cue lexicon, as fitted: not whatever lexicon is installed later
+                    shutil.copy(m.labeler.rules_path, tmp / WEAK_RULES)
+                    meta = {**meta, "weak_rules_sha1": m.labeler.rules_hash}
+        write_json(tmp / "baselines.json", {"info": baselines["info"], **meta, **provenance(),
+                                            "models": {t: sorted(m) for t, m in baselines["models"].items()}})
 
 
 def _vectorizers(pipe) -> list:

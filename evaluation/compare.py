@@ -15,6 +15,7 @@ resamples where the candidate is not better, and the per-class F1 of each group)
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +23,8 @@ import numpy as np
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split
 from nabra.errors import UserError
 from nabra.evaluation.metrics import R, resample_indices, resampled_f1, task_metrics
-from nabra.evaluation.report import model_predictions
-from nabra.io import write_atomic, write_json
+from nabra.evaluation.report import earlier_output, model_predictions
+from nabra.io import atomic_dir, write_atomic, write_json
 from nabra.train.model_dir import validate
 
 
@@ -53,6 +54,8 @@ def compare(runs_a: list, runs_b: list, dataset_dir: str | Path, splits: list[st
               "groups": {names[0]: [str(r) for r in runs_a], names[1]: [str(r) for r in runs_b]},
               "bootstrap_resamples": n_boot, "seed": seed, "splits": {}}
     frames = {s: load_split(dataset_dir, s, use="score") for s in splits}  # an absent or empty split fails before any prediction
+    # --out a file (a FileExistsError traceback after every prediction) or a folder of something else: refused now
+    also = earlier_output(out, re.compile(r"compare\.(json|md)"), "nabra evaluate compare")
     for r in list(runs_a) + list(runs_b):
         d = validate(r, "torch")  # a run or model folder that cannot predict fails before any prediction
         heads = json.loads((d / "config.json").read_text(encoding="utf-8"))["tasks"]
@@ -86,9 +89,9 @@ def compare(runs_a: list, runs_b: list, dataset_dir: str | Path, splits: list[st
             rows[t] = {**group, "gain": round(group[names[1]]["mean"] - group[names[0]]["mean"], R), **gain,
                        "n": len(df), "support": {l: int((df[t] == l).sum()) for l in labels}}
         result["splits"][s] = {"ids_hash": ids_hash(df.statement_id.tolist()), "tasks": rows}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "compare.json", result)
-    write_atomic(out / "compare.md", markdown(result, names))
+    with atomic_dir(out, also=also) as tmp:
+        write_json(tmp / "compare.json", result)
+        write_atomic(tmp / "compare.md", markdown(result, names))
     return result
 
 

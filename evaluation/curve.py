@@ -101,6 +101,10 @@ def run_curve(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, fracti
     plan = {"dataset": str(dataset_dir.resolve()), "dataset_content_hash": man.get("content_hash"),
             "subsample_seed": subsample_seed, "bootstrap_resamples": n_boot, "config": cfg.model_dump()}
     plan_file = out / "curve_plan.json"
+    if out.exists() and not (out.is_dir() and (plan_file.exists() or not any(out.iterdir()))):
+        # a file was a FileExistsError traceback; a run or report folder got points/ and data/ written into it
+        raise UserError(f"--out {out}: " + ("is a file" if not out.is_dir() else "holds no curve (no curve_plan.json) but "
+                        "other files") + ": give a new or empty folder, or the --out of an earlier curve to resume it")
     if plan_file.exists() and read_json(plan_file) != json.loads(json.dumps(plan)):
         raise ConfigError(f"{out} holds a curve of other data, config, subsample seed or bootstrap: choose another --out")
     out.mkdir(parents=True, exist_ok=True)

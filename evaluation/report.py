@@ -161,21 +161,27 @@ SPLITS = ("dev", "test", "test-v2")
 def earlier_report(out: str | Path) -> tuple[str, ...]:
     """The names in `out` that an earlier `nabra evaluate` wrote there (a report of one split, or of several in
     <split>/ folders): atomic_dir replaces them with the new report whole, so no report.json or plot of an
-    earlier run sits beside the new report.md. Anything else in `out` (a run, a dataset) is refused, before
-    any scoring: `--out` is a report folder."""
+    earlier run sits beside the new report.md."""
+    return earlier_output(out, REPORT_FILE, "nabra evaluate", SPLITS)
+
+
+def earlier_output(out: str | Path, ours: re.Pattern, command: str, folders: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The names in an existing `out` that `command` writes (files matching `ours`; `folders` of such files),
+    for atomic_dir's `also`. Anything else there (a run, a dataset), or `out` a file, is refused now, before
+    the work: `--out` names the command's own folder."""
     out = Path(out)
     if not out.exists():
         return ()
     if not out.is_dir():
-        raise UserError(f"--out {out}: exists and is a file, not a folder: give a folder for the report")
-    ours = lambda p: p.is_file() and REPORT_FILE.fullmatch(p.name)
+        raise UserError(f"--out {out}: exists and is a file, not a folder: give a folder for the output")
+    mine = lambda p: p.is_file() and ours.fullmatch(p.name)
     names = tuple(p.name for p in out.iterdir()
-                  if ours(p) or (p.is_dir() and p.name in SPLITS and all(map(ours, p.iterdir()))))
+                  if mine(p) or (p.is_dir() and p.name in folders and all(map(mine, p.iterdir()))))
     foreign = sorted(p.name + "/" * p.is_dir() for p in out.iterdir() if p.name not in names)
     if foreign:
         more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
-        raise UserError(f"--out {out}: holds {', '.join(foreign[:5])}{more}, which `nabra evaluate` does not write: "
-                        "not replaced; give a new or empty folder for the report, or remove it first")
+        raise UserError(f"--out {out}: holds {', '.join(foreign[:5])}{more}, which `{command}` does not write: "
+                        "not replaced; give a new or empty folder, or remove it first")
     return names
 
 

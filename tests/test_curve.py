@@ -88,3 +88,29 @@ def test_compare_names_a_folder_that_is_not_a_run(sample_dataset, tmp_path, caps
                "--split", "test", "--out", tmp_path / "c") == 2
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "model folder lacks" in err and "Traceback" not in err
+
+
+def test_out_a_file_or_a_folder_of_something_else_is_refused_before_the_work(sample_run, sample_dataset, tmp_path,
+                                                                               capsys):
+    """`--out` a file was a FileExistsError traceback (compare and baseline: after all the predictions or the
+    fit); a run folder got compare.json, baselines or a curve's points written into it; a baseline rerun
+    without --encoder left the earlier run's embeddings_lr files beside the new baselines.json."""
+    (tmp_path / "file").write_text("x")
+    before = sorted(p.name for p in sample_run.iterdir())
+    cmp = ["evaluate", "compare", "--reference", sample_run, "--candidate", sample_run, "--data", sample_dataset,
+           "--split", "test", "--bootstrap", "20", "--out"]
+    curve = ["evaluate", "curve", "--config", REPO_ROOT / "configs/train/tiny.yaml", "--data", sample_dataset, "--out"]
+    for args, where in (([*cmp, tmp_path / "file"], "exists and is a file"), ([*cmp, sample_run], "does not write"),
+                        (["baseline", "--data", sample_dataset, "--out", tmp_path / "file"], "exists and is a file"),
+                        (["baseline", "--data", sample_dataset, "--out", sample_run], "does not write"),
+                        ([*curve, tmp_path / "file"], "is a file"), ([*curve, sample_run], "holds no curve")):
+        assert cli(*args) == 2, args
+        err = capsys.readouterr().err
+        assert where in err and "Traceback" not in err, (args, err)
+    assert sorted(p.name for p in sample_run.iterdir()) == before
+    assert cli(*cmp, tmp_path / "c") == 0 and cli(*cmp, tmp_path / "c") == 0  # its own earlier output: replaced
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["compare.json", "compare.md"]
+    (tmp_path / "bl").mkdir()
+    (tmp_path / "bl/stance.embeddings_lr.json").write_text("{}")  # as a run with --encoder leaves it
+    assert cli("baseline", "--data", sample_dataset, "--out", tmp_path / "bl") == 0
+    assert not (tmp_path / "bl/stance.embeddings_lr.json").exists() and (tmp_path / "bl/baselines.json").exists()

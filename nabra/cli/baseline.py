@@ -16,9 +16,10 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from nabra.data.dataset import dataset_manifest, load_split
-    from nabra.evaluation.baselines import refuse_test, save_baselines, train_baselines
+    from nabra.evaluation.baselines import earlier_baselines, refuse_test, save_baselines, train_baselines
 
     refuse_test(args.tune_split, "nabra baseline")
+    earlier_baselines(args.out)  # --out a file or a run folder: said before the fit, not after it
     man = dataset_manifest(args.data)
     data = {"train": load_split(args.data, "train", use="fit the baselines on"),
             "dev": load_split(args.data, args.tune_split, use="tune the baselines on")}

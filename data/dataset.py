@@ -153,6 +153,13 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
     if annotations:
         recs = read_records(annotations, rejects=bad, schema=schema)
         fin = finals(recs)
+        # without a final record it said "no gold record matches this corpus", of readings that did match
+        if recs and not fin:
+            raise ConfigError(f"{annotations}: {len(recs)} reading(s) (pass 1/2) and no final record: "
+                              "`nabra annotate finalize` makes one a statement (the dataset's labels)")
+        if not recs:
+            raise ConfigError(f"{annotations}: no valid annotation record"
+                              + (f" ({len(bad)} invalid, e.g. {bad[0]})" if bad else ""))
         df, problems = join(fin, st)
         for what, items in (("are not valid annotation records", bad), ("do not match the corpus", problems)):
             if items:

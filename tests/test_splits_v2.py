@@ -228,3 +228,20 @@ def test_rejects_file_is_named_only_when_the_build_writes_it(sample_corpus, samp
     assert cli(*build, "--out", tmp_path / "ds") == 0
     assert f"(all 21 left-out gold record(s), with reasons: {tmp_path / 'ds' / 'rejects.txt'})" in capsys.readouterr().out
     assert (tmp_path / "ds" / "rejects.txt").read_text().count("\n") == 21
+
+
+def test_annotations_without_a_final_record_are_named_as_such(sample_corpus, sample_gold_records, tmp_path, capsys):
+    """`annotate import --out data/annotations/gold_new.jsonl` (the README's step) writes pass-1 readings; a
+    build of them said "no gold record matches this corpus: was it built from ../shared/data/saudinewsnet",
+    though every reading matched it; an empty gold file said the same."""
+    from nabra.data.annotate import write_records
+
+    readings = [{**r, "pass": 1} for r in sample_gold_records[:6]]
+    write_records(readings, tmp_path / "gold_new.jsonl")
+    (tmp_path / "gold_empty.jsonl").write_text("")
+    build = ["dataset", "build", "--corpus", sample_corpus, "--splits", "none", "--out", tmp_path / "ds"]
+    assert cli(*build, "--annotations", tmp_path / "gold_new.jsonl") == 2
+    err = capsys.readouterr().err
+    assert "6 reading(s) (pass 1/2) and no final record: `nabra annotate finalize`" in err and "matches" not in err
+    assert cli(*build, "--annotations", tmp_path / "gold_empty.jsonl") == 2
+    assert f"{tmp_path / 'gold_empty.jsonl'}: no valid annotation record" in capsys.readouterr().err

@@ -193,6 +193,19 @@ def _read_json_text(text: str, file: str, fmt: str, first_line: int = 1) -> Iter
         for i, rec in enumerate(records):
             yield _from_record(rec, file, f"#{i}", fmt)
         return
+    if first_line == 1 and file.lower().endswith(".json"):
+        # one pretty-printed object (a .json file of one article): valid JSON, which the JSON Lines read
+        # rejected line by line ("invalid JSON (Extra data)") and lost
+        try:
+            rec = json.loads(text)
+        except (ValueError, RecursionError):  # JSON Lines after all: read a line at a time below
+            rec = None
+        if isinstance(rec, dict):
+            item = _from_record(rec, file, "line 1", fmt)
+            if isinstance(item, Problem):
+                item.line = 1
+            yield item
+            return
     # JSON Lines end at "\n" only: str.splitlines() also breaks at U+2028, U+0085 and others, which a
     # JSON string may hold unescaped (a record cut in two); a "\r" before the "\n" is JSON whitespace
     for lineno, line in enumerate(text.split("\n"), first_line):

@@ -362,3 +362,18 @@ def test_dedup_settings_it_cannot_run_with_are_refused_before_any_work(tmp_path,
                "--set", override) == 2
     assert f"nabra corpus: error: corpus config: {message}" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # no corpus, no work folder to resume
+
+
+def test_a_json_file_of_one_pretty_printed_object_is_one_article(tmp_path, capsys):
+    """A .json file holding one indented object (valid JSON) was read as JSON Lines: one "invalid JSON (Extra
+    data)" problem a line, and the article lost ("nothing could be built")."""
+    rec = {"title": "t1", "url": "u1", "text": BODY1}
+    (tmp_path / "one.json").write_text(json.dumps(rec, ensure_ascii=False, indent=2), "utf-8")
+    (tmp_path / "arr.json").write_text(json.dumps([rec], ensure_ascii=False, indent=2), "utf-8")
+    (tmp_path / "two.json").write_text(json.dumps(rec, ensure_ascii=False) + "\n{bad\n", "utf-8")  # JSON Lines
+    for name in ("one", "arr"):
+        assert cli("corpus", "build", "--input", tmp_path / f"{name}.json", "--out", tmp_path / name, "--no-progress") == 0
+    one, arr = load_corpus(tmp_path / "one")[1], load_corpus(tmp_path / "arr")[1]
+    assert list(one.article_id) == list(arr.article_id) and one.title[0] == "t1"
+    assert cli("corpus", "build", "--input", tmp_path / "two.json", "--out", tmp_path / "two", "--no-progress") == 0
+    assert "two.json:2: invalid JSON" in capsys.readouterr().err and len(load_corpus(tmp_path / "two")[1]) == 1

@@ -339,6 +339,16 @@ def finalize(records: list[dict], adjudications: list[dict] | None = None) -> tu
     """Adds one "final" record per statement: the single reading, the agreed label of two readings,
     or the adjudicator's label where they disagree. Returns (all records, statements still needing
     adjudication)."""
+    from collections import Counter
+
+    # one reading a pass: a file given twice (or one reader's batch imported twice) made two pass-1
+    # readings, counted as an "agreed" final label and as doubled readings in the gold file
+    twice = sorted({sid for (sid, p), n in Counter((r["statement_id"], r["pass"]) for r in records
+                                                   if r["pass"] != "final").items() if n > 1})
+    if twice:
+        raise ConfigError(f"{len(twice)} statement(s) with more than one reading of one pass, e.g. {twice[0]}: "
+                          "give each readings file once; a second, independent reader's file is imported with "
+                          "--pass 2")
     adj = {r["statement_id"]: r for r in (adjudications or [])}
     by: dict[str, list[dict]] = {}
     for r in records:

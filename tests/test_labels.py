@@ -393,3 +393,22 @@ def test_annotate_export_refuses_to_write_over_its_ids_file(sample_corpus, tmp_p
         assert ids.read_bytes() == kept
     assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", tmp_path / "batch.jsonl", "--pass", "1",
                "--out", tmp_path / "batch.json") == 0
+
+
+def test_finalize_refuses_two_readings_of_one_pass(sample_corpus, tmp_path, capsys):
+    """`annotate finalize p1.jsonl p1.jsonl` (or two readers both imported with the default --pass 1) counted
+    one reading twice: an "agreed" final label for every statement and each reading written twice, while
+    `label agreement` (pass 1 against pass 2) saw no statement read twice."""
+    from nabra.data.annotate import write_records
+
+    recs = _records_for(sample_corpus)
+    write_records(recs, tmp_path / "p1.jsonl")
+    write_records([{**r, "annotator": "other"} for r in recs], tmp_path / "other.jsonl")
+    for second in ("p1.jsonl", "other.jsonl"):
+        assert cli("annotate", "finalize", tmp_path / "p1.jsonl", tmp_path / second, "--corpus", sample_corpus,
+                   "--out", tmp_path / "gold.jsonl") == 2
+        assert f"{len(recs)} statement(s) with more than one reading of one pass" in capsys.readouterr().err
+    assert not (tmp_path / "gold.jsonl").exists()
+    write_records([{**r, "annotator": "other", "pass": 2} for r in recs], tmp_path / "p2.jsonl")
+    assert cli("annotate", "finalize", tmp_path / "p1.jsonl", tmp_path / "p2.jsonl", "--corpus", sample_corpus,
+               "--out", tmp_path / "gold.jsonl") == 0

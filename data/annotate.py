@@ -303,6 +303,7 @@ def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema,
         items = [(f"{p.name} {loc}", d) for loc, d in _parse_ls(data if isinstance(data, list) else [data])]
     by_id = statements.set_index("statement_id")
     records, errors = [], []
+    first_at: dict[tuple, str] = {}
     for loc, d in items:
         if "_error" in d:
             errors.append(f"{loc}: {d['_error']}")
@@ -331,6 +332,10 @@ def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema,
         if errs:
             errors.append(f"{loc}: " + "; ".join(errs))
             continue
+        if (sid, rec["pass"]) in first_at:  # a row pasted twice: two readings of one pass, one reader
+            errors.append(f"{loc}: {sid} read again in pass {rec['pass']} (first at {first_at[sid, rec['pass']]})")
+            continue
+        first_at[sid, rec["pass"]] = loc
         records.append(rec)
     return records, errors
 

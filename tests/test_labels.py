@@ -412,3 +412,12 @@ def test_finalize_refuses_two_readings_of_one_pass(sample_corpus, tmp_path, caps
     write_records([{**r, "annotator": "other", "pass": 2} for r in recs], tmp_path / "p2.jsonl")
     assert cli("annotate", "finalize", tmp_path / "p1.jsonl", tmp_path / "p2.jsonl", "--corpus", sample_corpus,
                "--out", tmp_path / "gold.jsonl") == 0
+
+
+def test_import_rejects_a_statement_read_twice_in_one_file(sample_corpus, tmp_path, capsys):
+    """A CSV row pasted twice was imported as two pass-1 readings of one statement."""
+    rows = pd.DataFrame(_records_for(sample_corpus, 3))
+    pd.concat([rows, rows.iloc[[1]]]).to_csv(tmp_path / "dup.csv", index=False)
+    assert cli("annotate", "import", tmp_path / "dup.csv", "--corpus", sample_corpus, "--out", tmp_path / "o.jsonl") == 1
+    assert f"dup.csv:5: {rows.statement_id[1]} read again in pass 1 (first at dup.csv:3)" in capsys.readouterr().err
+    assert len(read_records(tmp_path / "o.jsonl")) == 3

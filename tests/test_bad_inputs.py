@@ -730,3 +730,10 @@ def test_audit_sheet_top_below_one_is_refused_by_the_flag(sample_corpus, tmp_pat
         cli("label", "audit-sheet", "--suspects", tmp_path / "suspects.csv", "--corpus", sample_corpus,
             "--top", top, "--out", tmp_path / "sheet.csv")
     assert e.value.code == 2 and "argument --top: must be >= 1" in capsys.readouterr().err
+
+
+def test_label_report_help_names_both_refused_test_splits(capsys):
+    """--help offered test-v2 among the choices and said only "the test split is refused"; test-v2 is too."""
+    with pytest.raises(SystemExit):
+        cli("label", "report", "--help")
+    assert "test and test-v2 are refused" in " ".join(capsys.readouterr().out.split())

@@ -19,7 +19,7 @@ def register(sub) -> None:
     r.add_argument("--corpus", required=True)
     r.add_argument("--dataset", required=True, help="dataset folder (its dev split is the gold reference)")
     r.add_argument("--split", default="dev", choices=["train", "dev", "test", "test-v2"],
-                   help="gold split to score against (the test split is refused: rules are never tuned on it)")
+                   help="gold split to score against (test and test-v2 are refused: rules are never tuned on them)")
     r.set_defaults(func=run_report)
     a = s.add_parser("agreement", help="Cohen's kappa per task between the two independent readings")
     a.add_argument("--annotations", default=None,

@@ -327,3 +327,15 @@ def test_baselines_of_another_dataset_are_refused_and_the_report_names_the_ones_
     assert cli(*ev, tmp_path / "bl", "--data", sample_dataset, "--out", tmp_path / "r3") == 2
     assert "fitted on another dataset (tasks sarcasm, which" in capsys.readouterr().err
     assert not (tmp_path / "r2").exists() and not (tmp_path / "r3").exists()
+
+
+def test_benchmark_refuses_an_out_that_is_a_file_or_another_folder(sample_run, tmp_path, capsys):
+    """`nabra benchmark mawqif --out FILE` was a FileExistsError traceback; `--out RUN` put dataset/, run/ and
+    report/ inside the run folder. Both are said before the benchmark is read (no shared data needed)."""
+    (tmp_path / "file").write_text("x")
+    before = sorted(p.name for p in sample_run.iterdir())
+    for out, msg in ((tmp_path / "file", "exists and is a file"), (sample_run, "which `nabra benchmark` does not write")):
+        assert cli("benchmark", "mawqif", "--out", out) == 2
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err
+    assert sorted(p.name for p in sample_run.iterdir()) == before

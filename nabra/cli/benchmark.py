@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nabra.cli.main import positive_int
+from nabra.errors import UserError
 
 
 def register(sub) -> None:
@@ -25,6 +26,12 @@ def run(args) -> int:
 
     cfg = load_benchmark_config(args.name)
     out = Path(args.out)
+    # a file was a FileExistsError traceback; a run or dataset folder got dataset/, run/ and report/ put inside it
+    other = sorted(p.name for p in out.iterdir() if p.name not in ("dataset", "run", "report")) if out.is_dir() else []
+    if out.exists() and not out.is_dir() or other:
+        raise UserError(f"--out {out}: " + (f"holds {', '.join(other[:5])}{f' and {len(other) - 5} more' if len(other) > 5 else ''}, which `nabra benchmark` does not write"
+                                            if other else "exists and is a file") +
+                        ": give a new or empty folder (or one of an earlier benchmark run)")
     man = load_benchmark(cfg, out / "dataset")
     print(f"{cfg.name}: " + ", ".join(f"{s} {c['statements']}" for s, c in man["counts"].items()))
     model = args.model

@@ -26,10 +26,12 @@ TASKS = ("stance", "sentiment")  # the spec's record carries these two tasks
 
 
 # ----------------------------------------------------------------------------- records
-def read_records(path: str | Path, rejects: list[str] | None = None, schema: LabelSchema | None = None) -> list[dict]:
+def read_records(path: str | Path, rejects: list[str] | None = None, schema: LabelSchema | None = None,
+                 where: dict | None = None) -> list[dict]:
     """All records of a folder (every gold*.jsonl) or of one file, checked for shape (and, given `schema`,
     for known labels and pass). A bad record stops the read with its file:line, unless `rejects` is given:
-    then it is listed there ("file:line: reason") and skipped, so that `dataset build` builds the rest."""
+    then it is listed there ("file:line: reason") and skipped, so that `dataset build` builds the rest.
+    `where`, given, receives "file:line" of each record by record_key (the last one read wins, as in finals)."""
     p = Path(path)
     files = sorted(p.glob("gold*.jsonl")) if p.is_dir() else [p]
     if not files or not all(f.exists() for f in files):
@@ -50,7 +52,14 @@ def read_records(path: str | Path, rejects: list[str] | None = None, schema: Lab
                 rejects.append(f"{f}:{n}: {why}")
             else:
                 out.append(rec)
+                if where is not None:
+                    where[record_key(rec)] = f"{f}:{n}"
     return out
+
+
+def record_key(rec: dict) -> tuple:
+    """What tells one statement's records apart: its id, pass and whether it is an audit decision."""
+    return rec["statement_id"], rec["pass"], is_audit(rec)
 
 
 def record_error(rec, schema: LabelSchema | None = None) -> str | None:
@@ -106,22 +115,25 @@ def check_labels(rec: dict, schema: LabelSchema) -> list[str]:
     return errs
 
 
-def join(records: list[dict], statements: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Joins records to corpus statements; returns (joined rows, one message per mismatch)."""
+def join(records: list[dict], statements: pd.DataFrame, where: dict | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """Joins records to corpus statements; returns (joined rows, one message per mismatch), each message
+    led by the record's file:line when `where` (from read_records) has it."""
     by_id = statements.set_index("statement_id")
     rows, problems = [], []
     for r in records:
         sid = r["statement_id"]
+        at = (where or {}).get(record_key(r))
+        name = f"{at}: {sid}" if at else sid
         if sid not in by_id.index:
-            problems.append(f"{sid}: not in the corpus (was it built from the same input and config?)")
+            problems.append(f"{name}: not in the corpus (was it built from the same input and config?)")
             continue
         st = by_id.loc[sid]
         if st["article_id"] != r["article_id"] or int(st["start"]) != r["start"] or int(st["end"]) != r["end"]:
-            problems.append(f"{sid}: offsets/article differ (record {r['article_id']} {r['start']}-{r['end']}, "
+            problems.append(f"{name}: offsets/article differ (record {r['article_id']} {r['start']}-{r['end']}, "
                             f"corpus {st['article_id']} {st['start']}-{st['end']})")
             continue
         if st["text_sha1"] != r["text_sha1"] or sha1_text(st["text"]) != r["text_sha1"]:
-            problems.append(f"{sid}: text hash mismatch: the rebuilt span is not the one that was labelled")
+            problems.append(f"{name}: text hash mismatch: the rebuilt span is not the one that was labelled")
             continue
         rows.append({**r, "text": st["text"], "dup_cluster": st["dup_cluster"]})
     return pd.DataFrame(rows), problems

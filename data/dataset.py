@@ -151,7 +151,8 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
     problems: list[str] = []
     bad: list[str] = []  # records that are no annotation record (bad JSON, shape, label): file:line and why
     if annotations:
-        recs = read_records(annotations, rejects=bad, schema=schema)
+        where: dict = {}  # record -> file:line, so that every line of rejects.txt names its record's place
+        recs = read_records(annotations, rejects=bad, schema=schema, where=where)
         fin = finals(recs)
         # without a final record it said "no gold record matches this corpus", of readings that did match
         if recs and not fin:
@@ -160,7 +161,7 @@ def build(corpus_dir: str | Path, out: str | Path, schema: LabelSchema, annotati
         if not recs:
             raise ConfigError(f"{annotations}: no valid annotation record"
                               + (f" ({len(bad)} invalid, e.g. {bad[0]})" if bad else ""))
-        df, problems = join(fin, st)
+        df, problems = join(fin, st, where)
         for what, items in (("are not valid annotation records", bad), ("do not match the corpus", problems)):
             if items:
                 log(f"warning: {len(items)} gold record(s) {what}:")

@@ -174,8 +174,10 @@ def test_small_gold_set_splits_and_every_mismatch_is_written(sample_corpus, samp
     assert cli(*build, "--out", tmp_path / "ds") == 0
     parts = _parts(tmp_path / "ds")
     assert set(parts) >= {"train", "dev", "test"} and sum(len(p) for p in parts.values()) == len(small) - 1
+    line = 1 + sorted(r["statement_id"] for r in small).index(small[0]["statement_id"])  # write_records sorts
     assert (tmp_path / "ds" / "rejects.txt").read_text(encoding="utf-8") == \
-        f"{small[0]['statement_id']}: text hash mismatch: the rebuilt span is not the one that was labelled\n"
+        f"{tmp_path / 'ann' / 'gold.jsonl'}:{line}: {small[0]['statement_id']}: text hash mismatch: the rebuilt " \
+        "span is not the one that was labelled\n"
     write_records(small[:2], tmp_path / "ann" / "gold.jsonl")
     assert cli(*build, "--out", tmp_path / "ds2") == 2
     assert "too few to split into train, dev and test" in capsys.readouterr().err
@@ -245,3 +247,26 @@ def test_annotations_without_a_final_record_are_named_as_such(sample_corpus, sam
     assert "6 reading(s) (pass 1/2) and no final record: `nabra annotate finalize`" in err and "matches" not in err
     assert cli(*build, "--annotations", tmp_path / "gold_empty.jsonl") == 2
     assert f"{tmp_path / 'gold_empty.jsonl'}: no valid annotation record" in capsys.readouterr().err
+
+
+def test_every_rejects_line_names_the_file_and_line_of_its_record(sample_corpus, sample_gold_records, tmp_path):
+    """The README promises rejects.txt as "file:line, reason"; a record that did not match the corpus was
+    named by its statement id only, so finding it meant a grep through every gold file."""
+    from nabra.data.annotate import write_records
+
+    recs = [dict(r) for r in sample_gold_records]
+    recs[3]["start"] += 1
+    (tmp_path / "ann").mkdir()
+    write_records(recs[:10], tmp_path / "ann" / "gold_a.jsonl")
+    write_records(recs[10:], tmp_path / "ann" / "gold_b.jsonl")
+    (tmp_path / "ann" / "gold_b.jsonl").write_text((tmp_path / "ann" / "gold_b.jsonl").read_text(encoding="utf-8")
+                                                   + "{oops\n", encoding="utf-8")
+    assert cli("dataset", "build", "--corpus", sample_corpus, "--annotations", tmp_path / "ann", "--splits", "none",
+               "--out", tmp_path / "ds") == 0
+    lines = (tmp_path / "ds" / "rejects.txt").read_text(encoding="utf-8").splitlines()
+    n_b = len(recs) - 10 + 1
+    assert lines == [f"{tmp_path / 'ann' / 'gold_b.jsonl'}:{n_b}: invalid JSON (Expecting property name enclosed in "
+                     "double quotes)",
+                     f"{tmp_path / 'ann' / 'gold_a.jsonl'}:4: {recs[3]['statement_id']}: offsets/article differ "
+                     f"(record {recs[3]['article_id']} {recs[3]['start']}-{recs[3]['end']}, corpus "
+                     f"{recs[3]['article_id']} {recs[3]['start'] - 1}-{recs[3]['end']})"]

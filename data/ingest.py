@@ -249,7 +249,7 @@ def _read_zip(path: Path) -> Iterator[Item]:
     try:
         zf = zipfile.ZipFile(path)
         # ZipInfo, not names: a zip may hold two entries of one name, and reading by name gives the last twice
-        members = [i for i in zf.infolist() if not i.is_dir()]
+        members = [i for i in zf.infolist() if not i.is_dir() and not _os_metadata(i.filename)]
     except (zipfile.BadZipFile, OSError) as e:
         yield Problem(str(path), f"corrupt or unreadable zip ({e})")
         return
@@ -284,6 +284,13 @@ def _read_zip(path: Path) -> Iterator[Item]:
             yield _from_html(text, name)
         else:
             yield RawArticle(content=text, input_file=name, format="txt", source=Path(m).stem)
+
+
+def _os_metadata(name: str) -> bool:
+    """What macOS's "Compress" adds to a zip beside the files (__MACOSX/ resource forks "._x.json",
+    .DS_Store): no article, yet each was an input problem ("binary file"), failing a --strict build."""
+    parts = name.split("/")
+    return parts[0] == "__MACOSX" or parts[-1] == ".DS_Store" or parts[-1].startswith("._")
 
 
 def _from_html(html: str, file: str) -> Item:

@@ -377,3 +377,16 @@ def test_a_json_file_of_one_pretty_printed_object_is_one_article(tmp_path, capsy
     assert list(one.article_id) == list(arr.article_id) and one.title[0] == "t1"
     assert cli("corpus", "build", "--input", tmp_path / "two.json", "--out", tmp_path / "two", "--no-progress") == 0
     assert "two.json:2: invalid JSON" in capsys.readouterr().err and len(load_corpus(tmp_path / "two")[1]) == 1
+
+
+def test_macos_zip_metadata_is_no_input_problem(tmp_path, capsys):
+    """A folder zipped on macOS carries __MACOSX/._name resource forks and .DS_Store: each was an input
+    problem ("binary file (NUL bytes)"), and `--strict` failed a build whose every article was read."""
+    with zipfile.ZipFile(tmp_path / "mac.zip", "w") as zf:
+        zf.writestr("news/2015.json", json.dumps([{"title": "t", "url": "u", "content": BODY1}], ensure_ascii=False))
+        zf.writestr("__MACOSX/news/._2015.json", b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        \x00\x02")
+        zf.writestr("news/.DS_Store", b"\x00\x00\x00\x01Bud1" + b"\x00" * 64)
+    assert cli("corpus", "build", "--input", tmp_path / "mac.zip", "--out", tmp_path / "c", "--no-progress",
+               "--strict") == 0
+    assert "binary file" not in capsys.readouterr().err
+    assert load_corpus(tmp_path / "c")[2]["counts"]["articles_read"] == 1

@@ -22,7 +22,7 @@ import numpy as np
 
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split
 from nabra.errors import UserError
-from nabra.evaluation.metrics import R, resample_indices, resampled_f1, task_metrics
+from nabra.evaluation.metrics import R, labelled, resample_indices, resampled_f1, task_metrics
 from nabra.evaluation.report import earlier_output, model_predictions
 from nabra.io import atomic_dir, write_atomic, write_json
 from nabra.train.model_dir import validate
@@ -62,6 +62,10 @@ def compare(runs_a: list, runs_b: list, dataset_dir: str | Path, splits: list[st
         missing = [t for t in man["tasks"] if t not in heads]
         if missing:  # a KeyError in the scoring loop before
             raise UserError(f"{r}: no head for {', '.join(missing)} of the dataset; compare runs of the same tasks")
+        off = [f"{t}: model {sorted(heads[t])}, dataset {sorted(man['tasks'][t])}" for t in man["tasks"]
+               if set(heads[t]) - set(man["tasks"][t])]
+        if off:  # e.g. a Mawqif run on the gold set: a ValueError traceback in the scoring before
+            raise UserError(f"{r}: its labels do not match the dataset's: " + "; ".join(off))
     preds = {}
     for r in list(runs_a) + list(runs_b):
         log(f"predicting with {r}")
@@ -73,21 +77,26 @@ def compare(runs_a: list, runs_b: list, dataset_dir: str | Path, splits: list[st
                 continue
             labels = list(labels)
             ix = {l: i for i, l in enumerate(labels)}
-            y = np.array([ix[v] for v in df[t]])
+            # a statement without a gold label for this task is left out of its scores, as in `nabra evaluate`
+            # (a KeyError: nan here before)
+            g = df[t].notna().to_numpy()
+            gold = df[t][g].tolist()
+            pred = {str(r): labelled(preds[str(r)][s][t], g) for r in list(runs_a) + list(runs_b)}
+            y = np.array([ix[v] for v in gold])
             group = {}
             for name, runs in zip(names, (runs_a, runs_b)):
-                ms = [task_metrics(df[t].tolist(), preds[str(r)][s][t], labels, n_boot=0) for r in runs]
+                ms = [task_metrics(gold, pred[str(r)], labels, n_boot=0) for r in runs]
                 f1s = [m["macro_f1"] for m in ms]
                 group[name] = {"macro_f1": [round(float(v), R) for v in f1s],
                                "mean": round(float(np.mean(f1s)), R),
                                "std": round(float(np.std(f1s, ddof=1)), R) if len(f1s) > 1 else 0.0,
                                "per_class_f1": {l: round(float(np.mean([m["per_class"][l]["f1"] for m in ms])), R)
                                                 for l in labels}}
-            codes = {name: [np.array([ix[v] for v in preds[str(r)][s][t]]) for r in runs]
+            codes = {name: [np.array([ix[v] for v in pred[str(r)]]) for r in runs]
                      for name, runs in zip(names, (runs_a, runs_b))}
             gain = paired_gain(y, codes[names[0]], codes[names[1]], len(labels), n_boot, seed)
             rows[t] = {**group, "gain": round(group[names[1]]["mean"] - group[names[0]]["mean"], R), **gain,
-                       "n": len(df), "support": {l: int((df[t] == l).sum()) for l in labels}}
+                       "n": len(gold), "support": {l: int((df[t] == l).sum()) for l in labels}}
         result["splits"][s] = {"ids_hash": ids_hash(df.statement_id.tolist()), "tasks": rows}
     with atomic_dir(out, also=also) as tmp:
         write_json(tmp / "compare.json", result)

@@ -114,3 +114,33 @@ def test_out_a_file_or_a_folder_of_something_else_is_refused_before_the_work(sam
     (tmp_path / "bl/stance.embeddings_lr.json").write_text("{}")  # as a run with --encoder leaves it
     assert cli("baseline", "--data", sample_dataset, "--out", tmp_path / "bl") == 0
     assert not (tmp_path / "bl/stance.embeddings_lr.json").exists() and (tmp_path / "bl/baselines.json").exists()
+
+
+def test_compare_leaves_out_unlabelled_statements_and_names_a_run_of_other_labels(sample_run, sample_dataset, tmp_path,
+                                                                                 capsys):
+    """compare scored every row: a statement without gold for a task (left out by evaluate and training) was a
+    KeyError: nan traceback; a run of other labels (a Mawqif run on the gold set) a ValueError traceback."""
+    import shutil
+
+    ds = tmp_path / "ds"
+    shutil.copytree(sample_dataset, ds)
+    df = pd.read_parquet(ds / "test.parquet")
+    df.loc[0, "sentiment"] = None
+    df.to_parquet(ds / "test.parquet", index=False)
+    assert cli("evaluate", "compare", "--reference", sample_run, "--candidate", sample_run, "--data", ds,
+               "--split", "test", "--bootstrap", "20", "--out", tmp_path / "c") == 0
+    assert cli("evaluate", "--model", sample_run, "--data", ds, "--split", "test", "--no-baselines",
+               "--bootstrap", "20", "--out", tmp_path / "r") == 0
+    got = json.loads((tmp_path / "c/compare.json").read_text())["splits"]["test"]["tasks"]["sentiment"]
+    rep = json.loads((tmp_path / "r/report.json").read_text())["tasks"]["sentiment"]["model"]
+    assert got["n"] == len(df) - 1 == rep["n"] and got["reference"]["mean"] == rep["macro_f1"]
+    other = tmp_path / "other"  # the same heads, other label names (as a benchmark's run has)
+    shutil.copytree(sample_run / "model", other)
+    for name in ("config.json", "label_maps.json"):
+        text = (other / name).read_text(encoding="utf-8")
+        (other / name).write_text(text.replace('"negative"', '"Negative"'), encoding="utf-8")
+    capsys.readouterr()
+    assert cli("evaluate", "compare", "--reference", other, "--candidate", sample_run, "--data", ds,
+               "--split", "test", "--out", tmp_path / "c2") == 2
+    err = capsys.readouterr().err
+    assert "its labels do not match the dataset's: sentiment: model ['Negative'," in err and "Traceback" not in err

@@ -67,7 +67,8 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Problem]]:
             continue
         p = Path(spec)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in KNOWN_EXT)
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in KNOWN_EXT
+                           and not _os_metadata(f.relative_to(p).as_posix()))
             if not found:
                 problems.append(Problem(spec, "folder holds no .zip/.jsonl/.json/.txt/.html file"))
             files.extend(found)

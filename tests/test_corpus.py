@@ -390,3 +390,11 @@ def test_macos_zip_metadata_is_no_input_problem(tmp_path, capsys):
                "--strict") == 0
     assert "binary file" not in capsys.readouterr().err
     assert load_corpus(tmp_path / "c")[2]["counts"]["articles_read"] == 1
+    # the same unzipped onto a drive macOS writes resource forks to ("._name" beside each file)
+    (tmp_path / "dir" / "__MACOSX").mkdir(parents=True)
+    for f in ("dir/a.json", "dir/._a.json", "dir/__MACOSX/._a.json"):
+        (tmp_path / f).write_bytes(zipfile.ZipFile(tmp_path / "mac.zip").read(
+            "news/2015.json" if f == "dir/a.json" else "__MACOSX/news/._2015.json"))
+    assert cli("corpus", "build", "--input", tmp_path / "dir", "--out", tmp_path / "d", "--no-progress",
+               "--strict") == 0
+    assert load_corpus(tmp_path / "d")[2]["counts"]["articles_read"] == 1

@@ -299,11 +299,18 @@ def _fmt(m: dict, key: str) -> str:
 def summary_rows(report: dict) -> list[list[str]]:
     rows = []
     for t, d in report["tasks"].items():
-        systems = {"model": d["model"], **report["baselines"].get(t, {})}
+        agg = report.get("aggregate", {}).get(t)
+        # with --runs the model's scores (intervals, plots, errors) are the first run's: say so, and give the
+        # mean ± std over the runs beside it (the side-by-side table of several splits had no mean at all)
+        systems = {"model (run 1)" if agg else "model": d["model"], **report["baselines"].get(t, {})}
         for name, m in systems.items():
             rows.append([t, name, _fmt(m, "macro_f1"), _fmt(m, "headline_f1") if "headline_f1" in m else "–",
                          _fmt(m, "accuracy"), f"{m['kappa']:.3f}",
                          f"{m['calibration']['ece']:.3f}" if "calibration" in m else "–"])
+            if agg and name.startswith("model"):
+                ms = lambda k: f"{agg[k]['mean']:.3f} ± {agg[k]['std']:.3f}" if k in agg else "–"
+                rows.append([t, f"mean of {agg['macro_f1']['n']} runs", ms("macro_f1"), ms("headline_f1"),
+                             ms("accuracy"), "–", "–"])
     if not report["tasks"]:
         for t, by in report["baselines"].items():
             for name, m in by.items():

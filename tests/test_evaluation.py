@@ -339,3 +339,17 @@ def test_benchmark_refuses_an_out_that_is_a_file_or_another_folder(sample_run, t
         err = capsys.readouterr().err
         assert msg in err and "Traceback" not in err
     assert sorted(p.name for p in sample_run.iterdir()) == before
+
+
+def test_several_runs_the_tables_give_the_mean_and_name_the_first_run(sample_run, sample_dataset, tmp_path):
+    """With --runs the "model" row was the first run alone, unlabelled, and the side-by-side table of several
+    splits (the README's `--runs ... --split test test-v2`) had no mean ± std at all."""
+    assert cli("evaluate", "--runs", sample_run, sample_run, "--data", sample_dataset, "--split", "test", "dev",
+               "--no-baselines", "--bootstrap", "20", "--out", tmp_path / "agg") == 0
+    top = (tmp_path / "agg/report.md").read_text(encoding="utf-8")
+    for split in ("test", "dev"):
+        rep = json.loads((tmp_path / f"agg/{split}/report.json").read_text())
+        a = rep["aggregate"]["stance"]["macro_f1"]
+        assert f"| {split} | {rep['n_statements']} | stance | mean of 2 runs | {a['mean']:.3f} ± {a['std']:.3f} |" in top
+        assert f"| {split} | {rep['n_statements']} | stance | model (run 1) |" in top
+    assert "| stance | mean of 2 runs |" in (tmp_path / "agg/test/report.md").read_text(encoding="utf-8")

@@ -737,3 +737,17 @@ def test_label_report_help_names_both_refused_test_splits(capsys):
     with pytest.raises(SystemExit):
         cli("label", "report", "--help")
     assert "test and test-v2 are refused" in " ".join(capsys.readouterr().out.split())
+
+
+def test_predict_reads_the_readmes_data_sample_article_from_any_folder(sample_run, tmp_path, monkeypatch, capsys):
+    """README step 5, `nabra predict models/tiny data/sample/article.txt`, run outside the checkout (or after
+    `pip install .`): 'no input to label: data/sample/article.txt: no such file or folder'. It reads the shipped
+    copy now, as data/annotations and data/splits are read; a path that is not shipped is still named."""
+    monkeypatch.chdir(tmp_path)
+    assert cli("predict", sample_run, "data/sample/article.txt", "--format", "jsonl", "--out", "p.jsonl") == 0
+    text = (SAMPLE / "article.txt").read_text(encoding="utf-8")
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows and all(text[r["start"]:r["end"]] == r["text"] for r in rows)
+    capsys.readouterr()
+    assert cli("predict", sample_run, "data/sample/nosuch.txt") == 2
+    assert "data/sample/nosuch.txt: no such file or folder" in capsys.readouterr().err

@@ -34,7 +34,10 @@ def register(sub) -> None:
 def check_options(args) -> None:
     """Everything that can be checked without the model, checked before it loads (seconds, not a traceback)."""
     from nabra.data.ingest import expand_inputs
+    from nabra.io import shipped_data
 
+    # data/sample/article.txt as the README writes it: the shipped copy from any folder (as data/annotations)
+    args.inputs = [i if i == "-" else str(shipped_data(i)) for i in args.inputs]
     if args.onnx_file and args.backend != "onnx":
         raise UserError("--onnx-file needs --backend onnx")
     if args.out != "-":

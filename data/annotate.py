@@ -340,7 +340,10 @@ def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema,
         rec = {"statement_id": sid, "article_id": st["article_id"], "start": int(st["start"]), "end": int(st["end"]),
                "text_sha1": st["text_sha1"], "stance": d.get("stance") or None, "sentiment": d.get("sentiment") or None,
                "annotator": annotator or d.get("annotator") or "unknown", "pass": parse_pass(p_raw)}
-        errs = check_labels(rec, schema)
+        # a task nobody labelled yet (Label Studio's "annotations": [], an empty CSV row) was reported as
+        # "unknown stance label None (known: ...)", as if a label had been mistyped
+        errs = (["not labelled yet (no stance and no sentiment)"] if rec["stance"] is None and rec["sentiment"] is None
+                else check_labels(rec, schema))
         if errs:
             errors.append(f"{loc}: " + "; ".join(errs))
             continue

@@ -421,3 +421,14 @@ def test_import_rejects_a_statement_read_twice_in_one_file(sample_corpus, tmp_pa
     assert cli("annotate", "import", tmp_path / "dup.csv", "--corpus", sample_corpus, "--out", tmp_path / "o.jsonl") == 1
     assert f"dup.csv:5: {rows.statement_id[1]} read again in pass 1 (first at dup.csv:3)" in capsys.readouterr().err
     assert len(read_records(tmp_path / "o.jsonl")) == 3
+
+
+def test_import_names_an_unlabelled_task_as_such(sample_corpus, tmp_path, capsys):
+    """A task exported for reading and not labelled yet (Label Studio: "annotations": []) was rejected as
+    "unknown stance label None (known: ...)", as if a label had been mistyped."""
+    (tmp_path / "ids.txt").write_text("\n".join(load_corpus(sample_corpus)[0].statement_id[:2]) + "\n")
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", tmp_path / "ids.txt",
+               "--out", tmp_path / "batch.json") == 0
+    assert cli("annotate", "import", tmp_path / "batch.json", "--corpus", sample_corpus, "--out", tmp_path / "o.jsonl") == 1
+    err = capsys.readouterr().err
+    assert err.count("not labelled yet (no stance and no sentiment)") == 2 and "label None" not in err

@@ -93,9 +93,13 @@ def assign_splits(df: pd.DataFrame, seed: int, frozen: dict[str, str], dev_share
         # StratifiedGroupKFold refuses more folds than that
         k = min(n_folds, sub.group.nunique(), int(pd.Series(y).value_counts().max()))
         if k < 3:
+            # a corpus of part of SaudiNewsNet (the README's one-zip trial) ends here: say the way out
+            into = "train, dev and test" if grow_test else "train and dev"
             raise ConfigError(f"{len(sub)} gold statement(s) in {sub.group.nunique()} article group(s) outside the "
-                              "frozen splits are too few to split into train, dev and test (at least 3 groups and "
-                              "3 statements of one stance are needed)")
+                              f"frozen splits are too few to split into {into} (at least 3 groups and 3 statements "
+                              "of one stance are needed)"
+                              + ("; a corpus of part of SaudiNewsNet? `--splits none` splits every gold statement "
+                                 "afresh, without the frozen splits" if frozen else ""))
         sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
         folds = np.zeros(len(sub), dtype=int)
         for f, (_, te) in enumerate(sgkf.split(np.zeros(len(sub)), y, sub.group.to_numpy())):

@@ -270,3 +270,23 @@ def test_every_rejects_line_names_the_file_and_line_of_its_record(sample_corpus,
                      f"{tmp_path / 'ann' / 'gold_a.jsonl'}:4: {recs[3]['statement_id']}: offsets/article differ "
                      f"(record {recs[3]['article_id']} {recs[3]['start']}-{recs[3]['end']}, corpus "
                      f"{recs[3]['article_id']} {recs[3]['start'] - 1}-{recs[3]['end']})"]
+
+
+def test_too_few_new_statements_beside_frozen_splits_say_the_way_out(sample_corpus, sample_gold_records, tmp_path,
+                                                                     capsys):
+    """A build on a corpus of one SaudiNewsNet zip (the shipped frozen splits, 3 gold statements outside them)
+    stopped at "too few to split into train, dev and test", though a closed test split takes none of them,
+    and did not say that `--splits none` builds it."""
+    from nabra.data.annotate import write_records
+
+    last = max(r["article_id"] for r in sample_gold_records)
+    (tmp_path / "ann").mkdir()
+    write_records([r for r in sample_gold_records if r["article_id"] != last], tmp_path / "ann" / "gold.jsonl")
+    build = ["dataset", "build", "--corpus", sample_corpus, "--annotations", tmp_path / "ann"]
+    assert cli(*build, "--splits", tmp_path / "splits", "--freeze", "--out", tmp_path / "ds1") == 0
+    write_records(sample_gold_records, tmp_path / "ann" / "gold.jsonl")
+    capsys.readouterr()
+    assert cli(*build, "--splits", tmp_path / "splits", "--out", tmp_path / "ds2") == 2
+    err = capsys.readouterr().err
+    assert "too few to split into train and dev" in err and "`--splits none` splits every gold statement afresh" in err
+    assert cli(*build, "--splits", "none", "--out", tmp_path / "ds3") == 0

@@ -287,8 +287,8 @@ def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema,
     JSON, no statement_id column) is a UserError: it was one "rejected record", with a rejects file
     written beside --out for a mistyped name.
     """
-    from nabra.errors import UserError
     from nabra.data.ingest import decode
+    from nabra.errors import UserError
 
     p = Path(path)
     try:

@@ -32,6 +32,7 @@ def share(value: str) -> float:
         raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {value}")
     return x
 
+
 QUOTA_HELP = ("quotas over the predicted stance (neutral gets 1/(2 x classes) of the batch, every other class an "
               "equal share of the rest; a class with too few candidates passes its unfilled quota on to the others "
               "in the same proportions), the most uncertain first within each class, at most ceil(n/K)+1 per k-means "

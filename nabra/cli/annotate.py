@@ -155,8 +155,10 @@ def run_sample(args) -> int:
     print("  " + ", ".join(f"{k} {v}" for k, v in df.stratum.value_counts().sort_index().items()))
     # a stratum the pool cannot fill came back short without a word (--random 1200 gave 139 on one zip)
     got = df.stratum.value_counts()
-    asked = {"random": args.random, **({f"flagged:{k}": args.neutral_flagged if k == "neutral" else args.per_class
-                                        for k in load_labels().tasks["stance"].names} if args.per_class else {})}
+    asked = {"random": args.random}
+    if args.per_class:  # the strata draw() fills, named as it names them
+        for k in load_labels().tasks["stance"].names:
+            asked[f"flagged:{k}"] = args.neutral_flagged if k == "neutral" else args.per_class
     short = [f"{k} {int(got.get(k, 0))} of {n}" for k, n in asked.items() if got.get(k, 0) < n]
     if short:
         print("warning: drew fewer than asked, as the pool (non-duplicate statements of political articles, at "

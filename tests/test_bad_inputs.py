@@ -751,3 +751,24 @@ def test_predict_reads_the_readmes_data_sample_article_from_any_folder(sample_ru
     capsys.readouterr()
     assert cli("predict", sample_run, "data/sample/nosuch.txt") == 2
     assert "data/sample/nosuch.txt: no such file or folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["predict", "--model", "m", "--corpus", "c", "--n", "0"], "--n"),  # ZeroDivisionError
+    (["predict", "--model", "m", "--corpus", "c", "--threads", "0"], "--threads"),  # torch's RuntimeError
+    (["predict", "--model", "m", "--corpus", "c", "--repeat", "0"], "--repeat"),  # ran one pass, recorded 0
+    (["train", "--corpus", "c", "--steps", "0"], "--steps"),  # ran the default 50
+    (["encoder", "--encoder", "e", "--corpus", "c", "--n", "-1"], "--n"),
+    (["corpus", "--input", "i", "--sizes", "abc"], "--sizes"),  # ValueError traceback
+    (["corpus", "--input", "i", "--sizes", "0"], "--sizes"),  # 'corpus build failed' RuntimeError traceback
+    (["corpus", "--input", "i", "--workers", "0"], "--workers")])
+def test_bench_counts_below_one_are_refused_by_the_flag(capsys, args, flag):
+    with pytest.raises(SystemExit) as e:
+        cli("bench", *args)
+    assert e.value.code == 2 and f"argument {flag}:" in capsys.readouterr().err
+
+
+def test_bench_corpus_sizes_above_the_input_files_are_refused(capsys):
+    """`--sizes 16` on fewer files built them all and printed the figures as '16 files'."""
+    assert cli("bench", "corpus", "--input", SAMPLE / "article.txt", "--sizes", "1", "4") == 2
+    assert "--sizes 4: the inputs hold 1 file(s)" in capsys.readouterr().err

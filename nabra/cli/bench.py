@@ -6,6 +6,8 @@ import tempfile
 from pathlib import Path
 
 from nabra.cli.export import INT8_FFN_OUT, ONNX_GRAPHS
+from nabra.cli.main import positive_int
+from nabra.errors import UserError
 
 
 def register(sub) -> None:
@@ -14,18 +16,20 @@ def register(sub) -> None:
     c = s.add_parser("corpus", help="articles/s, statements/s, peak memory, wall time of a corpus build")
     c.add_argument("--input", nargs="+", required=True)
     c.add_argument("--out", default=None, help="corpus folder (default: a temp folder)")
-    c.add_argument("--sizes", nargs="+", default=None, metavar="N",
+    # every count >= 1 (positive_int): --n 0 was a ZeroDivisionError, --threads 0 torch's RuntimeError, --sizes abc
+    # a ValueError and --sizes 0 a RuntimeError, each a traceback; --steps 0 ran the default 50, --repeat 0 one pass
+    c.add_argument("--sizes", nargs="+", type=positive_int, default=None, metavar="N",
                    help="build the first N input files for each N (e.g. 1 4 16); default: all of them once")
     c.add_argument("--synthetic", default=None, metavar="DIR",
                    help="also build this synthetic archive (made there, 8 copies of the input zips, if absent: "
                         "python -m nabra.evaluation.synth)")
-    c.add_argument("--workers", nargs="+", type=int, default=None, help="worker counts to compare, e.g. 1 2")
+    c.add_argument("--workers", nargs="+", type=positive_int, default=None, help="worker counts to compare, e.g. 1 2")
     c.add_argument("--json", help="also write the figures here")
     c.set_defaults(func=run_corpus)
     t = s.add_parser("train", help="training statements/s, dynamic padding vs static 128, GFLOP/s vs matmul peak")
     t.add_argument("--corpus", required=True, help="corpus whose statements are used")
     t.add_argument("--geometry", nargs="+", default=["tiny", "base"], choices=["tiny", "base"])
-    t.add_argument("--steps", type=int, default=None,
+    t.add_argument("--steps", type=positive_int, default=None,
                    help="steps per mode (default 50: one megabatch of the Trainer's length-grouped sampler)")
     t.add_argument("--json", help="also write the figures here")
     t.set_defaults(func=run_train)
@@ -33,17 +37,17 @@ def register(sub) -> None:
                                      "training st/s with embeddings trained vs frozen, PyTorch/ONNX/int8 st/s")
     e.add_argument("--encoder", nargs="+", required=True, help="encoder folders")
     e.add_argument("--corpus", required=True, help="corpus whose statements are used")
-    e.add_argument("--steps", type=int, default=12, help="training steps per setting")
-    e.add_argument("--n", type=int, default=500, help="statements labelled per prediction backend")
+    e.add_argument("--steps", type=positive_int, default=12, help="training steps per setting")
+    e.add_argument("--n", type=positive_int, default=500, help="statements labelled per prediction backend")
     e.add_argument("--json", help="also write the figures here")
     e.set_defaults(func=run_encoder)
     r = s.add_parser("predict", help="statements/s of PyTorch fp32, ONNX fp32 and ONNX int8")
     r.add_argument("--model", required=True, help="a run or export folder (e.g. runs/tiny, runs/demo/export)")
     r.add_argument("--corpus", required=True, help="corpus whose statements are labelled")
-    r.add_argument("--n", type=int, default=2000, help="statements")
+    r.add_argument("--n", type=positive_int, default=2000, help="statements")
     r.add_argument("--base", action="store_true", help="also a BERT-base sized model from config")
-    r.add_argument("--threads", type=int, default=2)
-    r.add_argument("--repeat", type=int, default=2, help="timed passes per backend; the best is reported")
+    r.add_argument("--threads", type=positive_int, default=2)
+    r.add_argument("--repeat", type=positive_int, default=2, help="timed passes per backend; the best is reported")
     r.add_argument("--int8-ffn-out", choices=INT8_FFN_OUT, default="split",
                    help="feed-forward output MatMuls in int8, as `nabra export --int8-ffn-out`")
     r.add_argument("--onnx-graph", choices=ONNX_GRAPHS, default="plain",
@@ -66,7 +70,9 @@ def run_corpus(args) -> int:
 
     out = args.out or tempfile.mkdtemp(prefix="nabra-bench-") + "/corpus"
     files = [str(f) for f in expand_inputs(args.input)[0]]
-    runs = [(f"{n} files", files[:int(n)]) for n in args.sizes] if args.sizes else [("all inputs", files)]
+    if args.sizes and max(args.sizes) > len(files):  # "16 files" was printed for a build of fewer
+        raise UserError(f"--sizes {max(args.sizes)}: the inputs hold {len(files)} file(s)")
+    runs = [(f"{n} files", files[:n]) for n in args.sizes] if args.sizes else [("all inputs", files)]
     if args.synthetic:
         from nabra.evaluation.synth import make_synthetic
 

@@ -69,7 +69,12 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[Problem]]:
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in KNOWN_EXT
                            and not _os_metadata(f.relative_to(p).as_posix()))
-            if not found:
+            outputs = _nabra_outputs({f.parent for f in found}, p)
+            for d in sorted(outputs):
+                problems.append(Problem(str(d), "an output of nabra (a corpus, weak labels, dataset or build work "
+                                                "folder), not articles: skipped"))
+            found = [f for f in found if not any(d == f.parent or d in f.parents for d in outputs)]
+            if not found and not outputs:
                 problems.append(Problem(spec, "folder holds no .zip/.jsonl/.json/.txt/.html file"))
             files.extend(found)
         elif p.is_file():
@@ -285,6 +290,31 @@ def _read_zip(path: Path) -> Iterator[Item]:
             yield _from_html(text, name)
         else:
             yield RawArticle(content=text, input_file=name, format="txt", source=Path(m).stem)
+
+
+def _nabra_outputs(folders: set[Path], top: Path) -> set[Path]:
+    """The folders among `folders` (and above them, up to the input folder `top`) that nabra wrote: an
+    earlier corpus kept inside an input folder had its rejects.jsonl (dropped lines, short statements) read
+    as articles, its manifest.json as a broken one. Known by a manifest that records nabra's version, or by
+    a build's work record."""
+    out, seen = set(), set()
+    for d in folders:
+        for f in (d, *d.parents):
+            if f in seen or (f != top and top not in f.parents):
+                break
+            seen.add(f)
+            for name in ("manifest.json", "weak_manifest.json", "job.json"):
+                try:
+                    if (f / name).is_file() and _made_by_nabra(json.loads((f / name).read_text(encoding="utf-8"))):
+                        out.add(f)
+                except (OSError, ValueError, RecursionError):
+                    pass
+    return out
+
+
+def _made_by_nabra(rec) -> bool:
+    return isinstance(rec, dict) and (isinstance(rec.get("versions"), dict) and "nabra" in rec["versions"]
+                                      or "part_format" in rec)  # a manifest's provenance; a work folder's job.json
 
 
 def _os_metadata(name: str) -> bool:

@@ -398,3 +398,18 @@ def test_macos_zip_metadata_is_no_input_problem(tmp_path, capsys):
     assert cli("corpus", "build", "--input", tmp_path / "dir", "--out", tmp_path / "d", "--no-progress",
                "--strict") == 0
     assert load_corpus(tmp_path / "d")[2]["counts"]["articles_read"] == 1
+
+
+def test_an_earlier_nabra_output_inside_an_input_folder_is_skipped_and_named(sample_corpus, tmp_path, capsys):
+    """A corpus kept inside the folder given to --input was read as input: its rejects.jsonl (dropped
+    furniture lines, short statements) became articles of the new corpus, its manifest.json a broken record."""
+    import shutil
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text(BODY1, "utf-8")
+    shutil.copytree(sample_corpus, tmp_path / "in" / "old" / "corpus")
+    assert cli("corpus", "build", "--input", tmp_path / "in", "--out", tmp_path / "c", "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'in' / 'old' / 'corpus'}: an output of nabra" in err and "invalid JSON" not in err
+    man = load_corpus(tmp_path / "c")[2]
+    assert man["counts"]["articles_read"] == 1 and len(man["problems"]) == 1

@@ -432,3 +432,14 @@ def test_import_names_an_unlabelled_task_as_such(sample_corpus, tmp_path, capsys
     assert cli("annotate", "import", tmp_path / "batch.json", "--corpus", sample_corpus, "--out", tmp_path / "o.jsonl") == 1
     err = capsys.readouterr().err
     assert err.count("not labelled yet (no stance and no sentiment)") == 2 and "label None" not in err
+
+
+def test_export_of_a_pass_the_file_does_not_hold_is_refused(sample_corpus, tmp_path, capsys):
+    """`--ids gold_al2.jsonl --pass 2` (a batch read once) wrote an empty batch: "exported 0 tasks", exit 0."""
+    from nabra.data.annotate import write_records
+
+    write_records(_records_for(sample_corpus), tmp_path / "gold_once.jsonl")
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", tmp_path / "gold_once.jsonl", "--pass", "2",
+               "--out", tmp_path / "b.json") == 2
+    assert "no record of pass 2 (it holds pass 1); choose one with --pass" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()

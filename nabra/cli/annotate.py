@@ -217,7 +217,11 @@ def run_export(args) -> int:
     recs = read_id_records(ids_file)
     if any("pass" in r for r in recs):  # annotation records: one pass of them (plain ids have none)
         want = args.pass_ if args.pass_ == "final" else int(args.pass_)
+        held = sorted({str(r.get("pass")) for r in recs})
         recs = [r for r in recs if r.get("pass") == want]
+        if not recs:  # it wrote an empty batch ("exported 0 tasks") and exit code 0
+            raise UserError(f"--ids {args.ids}: no record of pass {args.pass_} (it holds pass {', '.join(held)}); "
+                            "choose one with --pass")
     ids = pd.DataFrame(recs, columns=None if recs else ["statement_id"])
     keep = [c for c in ("statement_id", "stance", "sentiment", "annotator", "pass") if c in ids.columns]
     rows = ids[keep].merge(st[["statement_id", "article_id", "start", "end", "text_sha1", "text"]], on="statement_id")

@@ -772,3 +772,10 @@ def test_bench_corpus_sizes_above_the_input_files_are_refused(capsys):
     """`--sizes 16` on fewer files built them all and printed the figures as '16 files'."""
     assert cli("bench", "corpus", "--input", SAMPLE / "article.txt", "--sizes", "1", "4") == 2
     assert "--sizes 4: the inputs hold 1 file(s)" in capsys.readouterr().err
+
+
+def test_baseline_help_names_both_refused_test_splits(capsys):
+    """--tune-split's help said "test is refused"; test-v2 is refused too (as label report's help now says)."""
+    with pytest.raises(SystemExit):
+        cli("baseline", "--help")
+    assert "test and test-v2 are refused" in " ".join(capsys.readouterr().out.split())

@@ -6,7 +6,7 @@ from __future__ import annotations
 def register(sub) -> None:
     p = sub.add_parser("baseline", help="train and save the baselines (majority, weak labeller, TF-IDF + linear SVM)")
     p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--tune-split", default="dev", help="split used to choose C (dev; test is refused)")
+    p.add_argument("--tune-split", default="dev", help="split used to choose C (dev; test and test-v2 are refused)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--encoder", help="pretrained encoder folder or name: adds frozen embeddings + logistic regression")
     p.add_argument("--encoder-prefix", default="passage: ", help="input prefix with --encoder (e5: 'passage: ')")

@@ -279,7 +279,7 @@ def _ls_choices(results) -> tuple[dict, str | None]:
 
 
 def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema, annotator: str | None = None,
-                pass_: int | str = 1) -> tuple[list[dict], list[str]]:
+                pass_: int | str | None = None) -> tuple[list[dict], list[str]]:
     """Reads a Label Studio export (.json) or the CSV back into standoff records.
 
     Returns (records, errors); each error names the record. Unknown labels, unknown statement
@@ -336,7 +336,9 @@ def import_file(path: str | Path, statements: pd.DataFrame, schema: LabelSchema,
         if d.get("text") and sha1_text(d["text"]) != st["text_sha1"]:
             errors.append(f"{loc}: the text differs from the corpus statement (hash mismatch)")
             continue
-        p_raw = d.get("pass") or pass_
+        # a pass given (--pass) wins over the file's column, as --annotator does: a CSV exported with its pass-1
+        # labels for a second reader came back as pass 1 under `--pass 2`; without one, the file's, else 1
+        p_raw = pass_ if pass_ is not None else d.get("pass") or 1
         rec = {"statement_id": sid, "article_id": st["article_id"], "start": int(st["start"]), "end": int(st["end"]),
                "text_sha1": st["text_sha1"], "stance": d.get("stance") or None, "sentiment": d.get("sentiment") or None,
                "annotator": annotator or d.get("annotator") or "unknown", "pass": parse_pass(p_raw)}

@@ -443,3 +443,19 @@ def test_export_of_a_pass_the_file_does_not_hold_is_refused(sample_corpus, tmp_p
                "--out", tmp_path / "b.json") == 2
     assert "no record of pass 2 (it holds pass 1); choose one with --pass" in capsys.readouterr().err
     assert not (tmp_path / "b.json").exists()
+
+
+def test_import_pass_flag_wins_over_the_files_pass_column(sample_corpus, tmp_path):
+    """A batch exported with its pass-1 labels (CSV pass column 1) for a second reader came back as pass 1
+    under `annotate import --pass 2`, while --annotator was taken from the flag: one reader's labels twice
+    in pass 1. Without --pass the file's column (else 1) is kept."""
+    from nabra.data.annotate import write_records
+
+    write_records(_records_for(sample_corpus), tmp_path / "gold_in.jsonl")
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--ids", tmp_path / "gold_in.jsonl", "--pass", "1",
+               "--out", tmp_path / "rev.json") == 0
+    for flag, want in ((["--pass", "2"], {2}), ([], {1})):
+        assert cli("annotate", "import", tmp_path / "rev.csv", "--corpus", sample_corpus, "--annotator", "r2",
+                   "--out", tmp_path / "back.jsonl", *flag) == 0
+        back = read_records(tmp_path / "back.jsonl")
+        assert {r["pass"] for r in back} == want and {r["annotator"] for r in back} == {"r2"}

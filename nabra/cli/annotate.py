@@ -110,7 +110,8 @@ def register(sub) -> None:
     i.add_argument("--corpus", required=True)
     i.add_argument("--out", required=True, help="standoff JSONL to write (records of this import)")
     i.add_argument("--annotator", default=None, help="annotator name (default: from the file)")
-    i.add_argument("--pass", dest="pass_", default="1", choices=["1", "2", "final"], help="1, 2 or final (default 1)")
+    i.add_argument("--pass", dest="pass_", default=None, choices=["1", "2", "final"],
+                   help="1, 2 or final, for every record (default: the file's pass column, else 1)")
     i.set_defaults(func=run_import)
     f = s.add_parser("finalize", help="readings + adjudications -> one gold file with a final record per statement")
     f.add_argument("readings", nargs="+", help="standoff JSONL files of pass-1/pass-2 readings (from `annotate import`)")
@@ -248,7 +249,7 @@ def run_import(args) -> int:
     if Path(args.out).resolve() == Path(args.file).resolve():  # the readers' export was replaced by its records
         raise UserError(f"--out {args.out}: is the file being imported; give another file name")
     st, _, _ = load_corpus(args.corpus)
-    pass_ = args.pass_ if args.pass_ == "final" else int(args.pass_)
+    pass_ = args.pass_ if args.pass_ in (None, "final") else int(args.pass_)
     recs, errors = import_file(args.file, st, load_labels(), annotator=args.annotator, pass_=pass_)
     for e in errors:
         print(f"rejected: {e}", file=sys.stderr)

@@ -46,7 +46,7 @@ def _key(f: float) -> str:
 
 def _point(cfg: TrainConfig, dataset_dir: Path, out: Path, f: float, sub: pd.DataFrame, seed: int,
            splits: list[str], n_boot: int, log) -> dict:
-    from nabra.evaluation.metrics import task_metrics
+    from nabra.evaluation.metrics import labelled, task_metrics
     from nabra.evaluation.report import model_predictions
     from nabra.train.trainer import run as train_run
 
@@ -78,10 +78,13 @@ def _point(cfg: TrainConfig, dataset_dir: Path, out: Path, f: float, sub: pd.Dat
     for split in todo:
         df = load_split(dataset_dir, split, use="score")
         preds, probs, tasks = model_predictions(run_dir / "model", df)
+        # a statement without a gold label for a task is left out of its scores, as in `nabra evaluate` (a
+        # ValueError traceback here, after the training, before)
+        gold = {t: df[t].notna().to_numpy() for t in tasks if t in df}
         scores["splits"][split] = {
-            t: {k: v for k, v in task_metrics(df[t].tolist(), preds[t], list(man["tasks"][t]), None, None, n_boot,
-                                              seed).items() if k in ("macro_f1", "accuracy", "ci95", "n")}
-            for t in tasks if t in df}
+            t: {k: v for k, v in task_metrics(df[t][g].tolist(), labelled(preds[t], g), list(man["tasks"][t]), None,
+                                              None, n_boot, seed).items() if k in ("macro_f1", "accuracy", "ci95", "n")}
+            for t, g in gold.items()}
     scores.update(fraction=f, seed=seed, n_train=len(sub))
     write_json(scores_file, scores)
     return scores

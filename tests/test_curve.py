@@ -144,3 +144,27 @@ def test_compare_leaves_out_unlabelled_statements_and_names_a_run_of_other_label
                "--split", "test", "--out", tmp_path / "c2") == 2
     err = capsys.readouterr().err
     assert "its labels do not match the dataset's: sentiment: model ['Negative'," in err and "Traceback" not in err
+
+
+def test_curve_leaves_out_unlabelled_statements_like_evaluate(sample_dataset, tmp_path):
+    """A test statement without a sentiment label (left out by evaluate, compare and training) ended the curve
+    in a ValueError traceback after the training ("labels ['nan'] are not in the task's label list")."""
+    import shutil
+
+    ds = tmp_path / "ds"
+    shutil.copytree(sample_dataset, ds)
+    df = pd.read_parquet(ds / "test.parquet")
+    df.loc[0, "sentiment"] = None
+    df.to_parquet(ds / "test.parquet", index=False)
+    args = ["evaluate", "curve", "--config", REPO_ROOT / "configs/train/tiny.yaml", "--data", ds, "--fractions", "1",
+            "--seeds", "1", "--split", "test", "--bootstrap", "20", "--out", tmp_path / "curve"]
+    for s in TINY_FAST:
+        args += ["--set", s]
+    assert cli(*args) == 0
+    point = json.loads((tmp_path / "curve/points/f1-s1/scores.json").read_text())["splits"]["test"]
+    assert point["sentiment"]["n"] == len(df) - 1 == point["stance"]["n"] - 1
+    assert cli("evaluate", "--model", tmp_path / "curve/points/f1-s1/run", "--data", ds, "--split", "test",
+               "--no-baselines", "--bootstrap", "20", "--seed", "1", "--out", tmp_path / "r") == 0
+    rep = json.loads((tmp_path / "r/report.json").read_text())["tasks"]["sentiment"]["model"]
+    assert point["sentiment"]["macro_f1"] == rep["macro_f1"]
+    assert point["sentiment"]["ci95"]["macro_f1"] == rep["ci95"]["macro_f1"]

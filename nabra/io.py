@@ -110,10 +110,28 @@ def shipped_data(path: str | Path) -> Path:
     from nabra.paths import data_file
 
     p = Path(path)
-    if p.exists() or p.is_absolute() or len(p.parts) < 2 or p.parts[0] != "data":
+    if p.is_absolute() or len(p.parts) < 2 or p.parts[0] != "data":
         return p
     candidate = data_file("/".join(p.parts[1:]))
+    if p.exists():
+        _warn_shadowed(p, candidate)
+        return p
     return candidate if candidate.exists() else p
+
+
+def _warn_shadowed(local: Path, shipped: Path) -> None:
+    """A folder ./data/annotations made outside the checkout (`annotate import --out data/annotations/new.jsonl`,
+    `annotate sample`'s default --out) hides the shipped one: the project's gold dropped out of `dataset build`
+    without a word. In the checkout both are one folder and nothing is said."""
+    import sys
+
+    if not (local.is_dir() and shipped.is_dir()) or local.resolve() == shipped.resolve():
+        return
+    missing = sorted(f.name for f in shipped.iterdir() if f.is_file() and not (local / f.name).exists())
+    if missing:
+        print(f"warning: {local}: reading the folder here, not the copy nabra ships ({shipped}), whose "
+              f"{len(missing)} file(s) it lacks ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}); "
+              f"to read both, copy them in: cp -n {shipped}/* {local}/", file=sys.stderr)
 
 
 def sha1_text(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -208,6 +209,14 @@ def test_a_missing_splits_folder_is_refused_and_none_means_no_frozen_splits(samp
     assert str(shipped_data("data/nothing")) == "data/nothing"
     assert cli("label", "agreement", "--annotations", "data/annotations", "--json") == 0
     assert json.loads(capsys.readouterr().out)["double_annotated"] > 0
+    # a data/annotations made here (annotate import --out data/annotations/new.jsonl) hides the shipped gold: said
+    (tmp_path / "data" / "annotations").mkdir(parents=True)
+    (tmp_path / "data" / "annotations" / "gold_new.jsonl").write_text("", encoding="utf-8")
+    assert shipped_data("data/annotations") == Path("data/annotations")
+    err = capsys.readouterr().err
+    assert "reading the folder here, not the copy nabra ships" in err and "gold.jsonl" in err and "cp -n" in err
+    shipped_data("data/splits")  # nothing made here: the shipped copy, no warning
+    assert capsys.readouterr().err == ""
 
 
 def test_rejects_file_is_named_only_when_the_build_writes_it(sample_corpus, sample_gold_records, tmp_path, capsys):

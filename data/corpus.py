@@ -245,7 +245,6 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
     `if __name__ == "__main__":` guard (else each worker may rerun it)."""
     from nabra.data import pipeline as pl
 
-    check_dedup_config(cfg)
     t0 = time.perf_counter()
     files, problems = expand_inputs(inputs)
     out = Path(out)
@@ -289,25 +288,6 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
         raise
     shutil.rmtree(work, ignore_errors=True)
     return BuildResult(out, res["manifest"], res["problems"])
-
-
-def check_dedup_config(cfg: CorpusConfig) -> None:
-    """Values the near-duplicate stage cannot run with, refused before any work: minhash_perm 0 or 3 was a
-    numpy ValueError traceback (16 bands of pairs of 32-bit values), shingle_chars 0 gave every statement
-    one signature, so every pair was a candidate (a build that never ended), and a threshold outside
-    (0, 1] or an Arabic ratio outside [0, 1] kept or dropped everything without a word.
-    (The natural home of these bounds is CorpusConfig's fields; here they also cover the Python API.)"""
-    bad = []
-    if cfg.minhash_perm < 32 or cfg.minhash_perm % 32:
-        bad.append(f"minhash_perm must be a positive multiple of 32 (16 bands), got {cfg.minhash_perm}")
-    if cfg.shingle_chars < 1:
-        bad.append(f"shingle_chars must be >= 1, got {cfg.shingle_chars}")
-    if not 0 < cfg.minhash_threshold <= 1:
-        bad.append(f"minhash_threshold must be > 0 and <= 1, got {cfg.minhash_threshold}")
-    if not 0 <= cfg.min_arabic_ratio <= 1:
-        bad.append(f"min_arabic_ratio must be from 0 to 1, got {cfg.min_arabic_ratio}")
-    if bad:
-        raise BuildError("corpus config: " + "; ".join(bad))
 
 
 def check_apart(inputs: list[str], files: list[Path], out: Path, work: Path) -> None:

@@ -72,13 +72,15 @@ class CorpusConfig(Strict):
     min_chars: int = Field(20, description="statements shorter than this are rejected (too_short)")
     min_words: int = Field(4, description="statements with fewer words are rejected (too_short)")
     max_chars: int = Field(1000, description="statements longer than this are rejected (too_long)")
-    min_arabic_ratio: float = Field(0.6, description="share of letters that must be Arabic (not_arabic)")
+    min_arabic_ratio: float = Field(0.6, ge=0, le=1, description="share of letters that must be Arabic (not_arabic)")
     abbreviations: list[str] = Field(
         default_factory=list, description="tokens ending in '.' after which a statement never ends (e.g. د.)")
     furniture: FurnitureRules = Field(default_factory=FurnitureRules)
-    minhash_perm: int = Field(128, description="MinHash permutations for near-duplicate detection")
-    minhash_threshold: float = Field(0.7, description="Jaccard threshold of the LSH index")
-    shingle_chars: int = Field(5, description="character shingle size for near-duplicate detection")
+    # a multiple of 32: 16 bands of pairs of 32-bit values (3 was a numpy traceback from a worker)
+    minhash_perm: int = Field(128, ge=32, multiple_of=32, description="MinHash permutations for near-duplicate detection")
+    minhash_threshold: float = Field(0.7, gt=0, le=1, description="Jaccard threshold of the LSH index")
+    # 0 gave every statement one signature: every pair a candidate, a build that never ended
+    shingle_chars: int = Field(5, ge=1, description="character shingle size for near-duplicate detection")
     dedup_min_chars: int = Field(40, description="statements shorter than this are only checked for exact duplicates")
     workers: int = Field(2, description="processes used to clean and segment articles")
 

@@ -350,17 +350,17 @@ def test_a_damaged_corpus_table_is_named(sample_corpus, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("minhash_perm=0", "minhash_perm must be a positive multiple of 32 (16 bands), got 0"),
-    ("minhash_perm=3", "minhash_perm must be a positive multiple of 32 (16 bands), got 3"),
-    ("shingle_chars=0", "shingle_chars must be >= 1, got 0"),
-    ("minhash_threshold=1.5", "minhash_threshold must be > 0 and <= 1, got 1.5"),
-    ("min_arabic_ratio=2", "min_arabic_ratio must be from 0 to 1, got 2.0")])
+    ("minhash_perm=0", "key 'minhash_perm': Input should be greater than or equal to 32 (got 0)"),
+    ("minhash_perm=3", "key 'minhash_perm': Input should be a multiple of 32 (got 3)"),
+    ("shingle_chars=0", "key 'shingle_chars': Input should be greater than or equal to 1 (got 0)"),
+    ("minhash_threshold=1.5", "key 'minhash_threshold': Input should be less than or equal to 1 (got 1.5)"),
+    ("min_arabic_ratio=2", "key 'min_arabic_ratio': Input should be less than or equal to 1 (got 2)")])
 def test_dedup_settings_it_cannot_run_with_are_refused_before_any_work(tmp_path, capsys, override, message):
     """--set minhash_perm=0 (or 3) was a numpy ValueError traceback from a worker; shingle_chars=0 made every
     statement one signature, so every pair a candidate: a build of one zip ran for over 10 minutes."""
     assert cli("corpus", "build", "--input", SAMPLE / "article.txt", "--out", tmp_path / "c", "--no-progress",
                "--set", override) == 2
-    assert f"nabra corpus: error: corpus config: {message}" in capsys.readouterr().err
+    assert f"nabra corpus: error: --set {override}: {message}" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # no corpus, no work folder to resume
 
 

@@ -353,3 +353,10 @@ def test_several_runs_the_tables_give_the_mean_and_name_the_first_run(sample_run
         assert f"| {split} | {rep['n_statements']} | stance | mean of 2 runs | {a['mean']:.3f} ± {a['std']:.3f} |" in top
         assert f"| {split} | {rep['n_statements']} | stance | model (run 1) |" in top
     assert "| stance | mean of 2 runs |" in (tmp_path / "agg/test/report.md").read_text(encoding="utf-8")
+
+
+def test_model_and_runs_together_are_refused(sample_run, sample_dataset, tmp_path, capsys):
+    """`--model A --runs B` scored B alone and said nothing of A (report.json named B only)."""
+    assert cli("evaluate", "--model", tmp_path / "a", "--runs", sample_run, "--data", sample_dataset,
+               "--no-baselines", "--out", tmp_path / "r") == 2
+    assert "not both (several runs: --runs" in capsys.readouterr().err and not (tmp_path / "r").exists()

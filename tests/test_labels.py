@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT, SHARED, cli, need_shared
+from conftest import REPO_ROOT, SAMPLE, SHARED, cli, need_shared
 from nabra.config import load_labels
 from nabra.data.annotate import agreement, finalize, finals, import_file, read_records
 from nabra.data.corpus import load_corpus
@@ -285,6 +285,18 @@ def test_label_report_refuses_test_and_prints_table(snn_corpus, gold_dataset, ca
     assert cli("label", "report", "--corpus", snn_corpus, "--dataset", gold_dataset) == 0
     out = capsys.readouterr().out
     assert "label model on gold dev: macro-F1" in out and "majority class" in out
+
+
+def test_label_report_refuses_a_corpus_other_than_the_datasets(sample_corpus, sample_gold_records, tmp_path, capsys):
+    """--corpus corpus/seed --dataset datasets/gold printed coverage 0.000 for every function, exit 0."""
+    ds, ann = tmp_path / "ds", tmp_path / "gold.jsonl"
+    ann.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sample_gold_records), encoding="utf-8")
+    assert cli("dataset", "build", "--corpus", sample_corpus, "--annotations", ann, "--splits", "none", "--out", ds) == 0
+    assert cli("corpus", "build", "--input", SAMPLE / "article.txt", "--out", tmp_path / "seed", "--no-progress") == 0
+    capsys.readouterr()
+    assert cli("label", "report", "--corpus", tmp_path / "seed", "--dataset", ds) == 2
+    assert f"--corpus {tmp_path / 'seed'} is not the corpus {ds} was built from" in capsys.readouterr().err
+    assert cli("label", "report", "--corpus", sample_corpus, "--dataset", ds) == 0
 
 
 def test_card_counts_one_final_a_statement_and_survives_an_undefined_kappa(tmp_path):

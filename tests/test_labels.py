@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT, SAMPLE, SHARED, cli, need_shared
+from conftest import REPO_ROOT, SAMPLE, cli, need_shared
 from nabra.config import load_labels
-from nabra.data.annotate import agreement, finalize, finals, import_file, read_records
+from nabra.data.annotate import agreement, finalize, finals, read_records
 from nabra.data.corpus import load_corpus
 from nabra.data.weak import WeakLabeler, combine_votes, label_statements
 

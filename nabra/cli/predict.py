@@ -15,7 +15,10 @@ from nabra.errors import UserError
 def register(sub) -> None:
     p = sub.add_parser("predict", help="label every statement of articles (.txt, .html, JSONL, SaudiNewsNet zip, or - for stdin)")
     p.add_argument("model", help="run directory, model folder or export folder")
-    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="files or folders: .txt, .html, .json/.jsonl (records with a text or content field), "
+                        "SaudiNewsNet .zip; - reads stdin. start/end are character offsets into each article's "
+                        "text as read: the .txt file's, the record's text field, the HTML page's extracted text")
     p.add_argument("--format", default="table", choices=["table", "jsonl", "csv"])
     p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     p.add_argument("--onnx-file", default=None, help="with --backend onnx: model.onnx (default) or model.int8.onnx")

@@ -345,3 +345,14 @@ def test_an_empty_dev_split_is_named_before_training(sample_dataset, tmp_path, c
     err = capsys.readouterr().err
     assert "its dev split is empty (0 statements): nothing to choose the best checkpoint on" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_out_holding_other_files_is_refused_before_training(sample_dataset, tmp_path, capsys):
+    """`--out` naming the dataset folder (or any folder of other files) trained for minutes and wrote
+    checkpoints/, config.yaml, tokenizer/ into it; now refused at once, the folder untouched."""
+    ds = tmp_path / "ds"
+    shutil.copytree(sample_dataset, ds)
+    before = sorted(p.name for p in ds.iterdir())
+    assert cli(*_train_args(ds, ds)) == 2
+    assert "holds dev.parquet, manifest.json" in capsys.readouterr().err
+    assert sorted(p.name for p in ds.iterdir()) == before

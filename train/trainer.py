@@ -503,6 +503,11 @@ def pipeline_record(cfg: TrainConfig, dataset_dir, data: dict) -> tuple[dict, in
     return corpus, cfg.model.max_length, facts
 
 
+# what a run directory holds (train.log: `nabra demo`'s copy of the output)
+RUN_FILES = {"checkpoints", "config.yaml", "run_info.json", "metrics.jsonl", "tokenizer", "model",
+             "dev_metrics.json", "train.log"}
+
+
 def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool = False, callbacks=None,
         log=print) -> dict:
     """Trains and writes RUN_DIR (see module docstring); returns the best model's dev metrics."""
@@ -527,6 +532,13 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
         raise ConfigError(f"{run_dir} already holds a finished run; choose another --out or use --resume")
     if not resume and ckpts.exists() and any(ckpts.glob("checkpoint-*")):
         raise ConfigError(f"{run_dir} holds checkpoints of an unfinished run: continue it with --resume {run_dir}")
+    if not resume and run_dir.is_dir():
+        # a run writes into --out itself (checkpoints survive a kill): any other folder (the dataset,
+        # a project folder) got run files mixed into it
+        foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES)
+        if foreign:
+            raise ConfigError(f"{run_dir}: holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, "
+                              "which training does not write: give a new or empty folder for --out")
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -1,36 +1,13 @@
 """`nabra annotate sample|suggest|export|import`: choose statements to annotate, and Label Studio / CSV interop."""
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
 from pathlib import Path
 
-from nabra.cli.main import positive_int
+from nabra.cli.main import count, positive_int, share
 from nabra.errors import UserError
-
-
-def count(value: str) -> int:
-    """argparse type: a whole number >= 0 (`--random -5` drew nothing, and said nothing)."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
-    return n
-
-
-def share(value: str) -> float:
-    """argparse type: a number from 0 to 1 (`--double 2` or `nan`, `--weak-threshold 5` were taken as they came)."""
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}") from None
-    if not 0 <= x <= 1:  # nan fails both
-        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {value}")
-    return x
 
 
 QUOTA_HELP = ("quotas over the predicted stance (neutral gets 1/(2 x classes) of the batch, every other class an "

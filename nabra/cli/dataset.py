@@ -1,7 +1,7 @@
 """`nabra dataset build`: gold or weak labels + corpus -> grouped, stratified train/dev/test."""
 from __future__ import annotations
 
-from nabra.cli.annotate import share
+from nabra.cli.main import share
 from nabra.errors import UserError
 
 

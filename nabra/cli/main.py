@@ -36,26 +36,25 @@ COMMANDS = {
 
 
 
-def positive_float(value: str) -> float:
-    """argparse type: a finite number > 0 (`--epochs 0`, `-1` or `nan` trained nothing, or crashed)."""
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {value!r}") from None
-    if not (x > 0 and math.isfinite(x)):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {value}")
-    return x
+def _number(cast, ok, want: str, must: str):
+    """An argparse type: `cast` the value, refuse it unless ok(value), with one line that names the flag."""
+    def parse(value: str):
+        try:
+            x = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {want}, got {value!r}") from None
+        if not ok(x):  # nan fails every comparison
+            raise argparse.ArgumentTypeError(f"must be {must}, got {value}")
+        return x
+    return parse
 
 
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1 (so `--batch-size 0` is refused before any model loads)."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
+# Refused by the flag, before any work: `--epochs 0`, `-1` or `nan` trained nothing or crashed; `--batch-size 0`
+# failed after the model loaded; `--random -5` drew nothing and `--double 2` or `nan` was taken as it came.
+positive_float = _number(float, lambda x: x > 0 and math.isfinite(x), "a number > 0", "a finite number > 0")
+positive_int = _number(int, lambda n: n >= 1, "a whole number >= 1", ">= 1")
+count = _number(int, lambda n: n >= 0, "a whole number >= 0", ">= 0")
+share = _number(float, lambda x: 0 <= x <= 1, "a number from 0 to 1", "from 0 to 1")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -356,3 +356,27 @@ def test_out_holding_other_files_is_refused_before_training(sample_dataset, tmp_
     assert cli(*_train_args(ds, ds)) == 2
     assert "holds dev.parquet, manifest.json" in capsys.readouterr().err
     assert sorted(p.name for p in ds.iterdir()) == before
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("config", "config.yaml: invalid YAML"),
+    ("run_info", "run_info.json: missing"),
+    ("trainer_state", "no complete checkpoint to resume from"),
+])
+def test_resume_of_a_damaged_run_is_one_line(sample_run, tmp_path, capsys, damage, message):
+    """--resume of a run whose config.yaml was broken, whose run_info.json was deleted, or whose
+    checkpoint's trainer_state.json was cut short (HF writes it in place) ended in a traceback."""
+    run = tmp_path / "run"
+    shutil.copytree(sample_run, run)
+    shutil.rmtree(run / "model")
+    (run / "dev_metrics.json").unlink()
+    if damage == "config":
+        (run / "config.yaml").write_text("model: [\n")
+    elif damage == "run_info":
+        (run / "run_info.json").unlink()
+    else:
+        for c in (run / "checkpoints").glob("checkpoint-*"):
+            (c / "trainer_state.json").write_text('{"global_step": ')
+    assert cli("train", "--resume", str(run)) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

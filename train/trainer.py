@@ -457,14 +457,22 @@ def last_complete_checkpoint(ckpts: Path, log=print) -> str:
     short by Ctrl-C or a kill is removed: HF took the newest folder and failed on it on every --resume."""
     done = []
     for c in ckpts.glob("checkpoint-*"):
-        if (c / "trainer_state.json").exists() and any(c.glob("*.safetensors")):
+        if _readable_json(c / "trainer_state.json") and any(c.glob("*.safetensors")):
             done.append(c)
-        else:
-            log(f"{c}: saving was cut short (no trainer_state.json or weights): removed")
+        else:  # HF writes trainer_state.json in place: a kill mid-write leaves it truncated
+            log(f"{c}: saving was cut short (no complete trainer_state.json, or no weights): removed")
             shutil.rmtree(c)
     if not done:
         raise ConfigError(f"{ckpts}: no complete checkpoint to resume from; start the run again without --resume")
     return str(max(done, key=lambda c: int(c.name.split("-")[-1])))  # HF names them checkpoint-<step>
+
+
+def _readable_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 def save_model(model, tok, pre: Preprocessor, out: Path) -> None:
@@ -631,12 +639,17 @@ def _device_info() -> dict:
 
 def load_run_config(run_dir: str | Path) -> tuple[TrainConfig, str]:
     """The resolved config and dataset folder of an earlier run (for --resume)."""
-    from nabra.config import validate
+    from nabra.config import read_yaml, validate
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir}: no config.yaml; not a nabra run directory")
-    cfg = validate(TrainConfig, yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")),
-                   str(run_dir / "config.yaml"))
+    cfg = validate(TrainConfig, read_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
+    if not (run_dir / "run_info.json").exists():
+        raise ConfigError(f"{run_dir}/run_info.json: missing (it names the run's dataset): the run cannot be "
+                          "resumed; start a new run with --out")
     info = read_json(run_dir / "run_info.json")
+    if not isinstance(info, dict) or not info.get("dataset_dir"):
+        raise ConfigError(f"{run_dir}/run_info.json: no dataset_dir (edited?): the run cannot be resumed; "
+                          "start a new run with --out")
     return cfg, info["dataset_dir"]

@@ -380,3 +380,20 @@ def test_resume_of_a_damaged_run_is_one_line(sample_run, tmp_path, capsys, damag
     assert cli("train", "--resume", str(run)) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_pretrain_refuses_a_dataset_as_corpus_or_out(sample_corpus, sample_dataset, tmp_path, capsys):
+    """pretrain --corpus DATASET said only 'nabra pretrain: error: DATASET/statements.parquet'; --out DATASET
+    pretrained and wrote config.json, model.safetensors, tokenizer files and checkpoints/ into the dataset."""
+    ds = tmp_path / "ds"
+    shutil.copytree(sample_dataset, ds)
+    before = sorted(p.name for p in ds.iterdir())
+    base = ["pretrain", "--config", REPO_ROOT / "configs/pretrain/tiny.yaml", "--set", "max_statements=20",
+            "--set", "training.max_steps=1", "--set", "model.tiny.vocab_size=300"]
+    assert cli(*base, "--corpus", ds, "--out", tmp_path / "mlm") == 2
+    assert "no statements.parquet, not a corpus folder" in capsys.readouterr().err
+    assert cli(*base, "--corpus", sample_corpus, "--out", ds) == 2
+    assert "not an earlier `nabra pretrain` output" in capsys.readouterr().err
+    assert sorted(p.name for p in ds.iterdir()) == before
+    assert cli(*base, "--corpus", sample_corpus, "--out", tmp_path / "mlm") == 0
+    assert cli(*base, "--corpus", sample_corpus, "--out", tmp_path / "mlm") == 0  # its own earlier output

@@ -10,25 +10,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from nabra.config import ConfigError, PretrainConfig
-from nabra.io import readable_weights, versions, write_json
+from nabra.errors import UserError
+from nabra.io import atomic_dir, readable_weights, versions, write_json
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
 
 
 def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print) -> dict:
     import torch
     from datasets import Dataset
-    from transformers import (AutoModelForMaskedLM, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer,
-                              TrainingArguments, set_seed)
+    from transformers import AutoModelForMaskedLM, BertForMaskedLM, set_seed
 
     from nabra.data.corpus import load_corpus
     from nabra.train.model import tiny_bert_config
-    from nabra.train.trainer import precision_args, resolve_precision
+    from nabra.train.trainer import precision_args
 
     out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not (out / "pretrain_info.json").exists():
+        # checked before minutes of training; the dataset folder once got a checkpoint mixed into it
+        raise UserError(f"{out}: holds {', '.join(sorted(p.name for p in out.iterdir())[:5])}, not an earlier "
+                        "`nabra pretrain` output: give a new or empty folder for --out")
+    if (Path(corpus_dir) / "manifest.json").exists() and not (Path(corpus_dir) / "statements.parquet").exists():
+        raise UserError(f"{corpus_dir}: no statements.parquet, not a corpus folder (a dataset?): give a folder "
+                        "from `nabra corpus build`")
     t = cfg.training
     if t.threads:
         torch.set_num_threads(t.threads)
     set_seed(t.seed)
+    precision_args(cfg)  # an impossible precision fails before the corpus is read
     st, _, man = load_corpus(corpus_dir)
     st = st[~st.is_duplicate]
     if cfg.max_statements:
@@ -49,6 +57,17 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
             model.resize_token_embeddings(len(tok))
     enc = tok(texts, truncation=True, max_length=m.max_length, return_special_tokens_mask=True)
     ds = Dataset.from_dict({k: enc[k] for k in enc.keys()} | {"length": [len(x) for x in enc["input_ids"]]})
+    with atomic_dir(out) as tmp:  # a kill leaves no half-written checkpoint in --out
+        return _train(cfg, tok, model, pre, ds, man, tmp)
+
+
+def _train(cfg: PretrainConfig, tok, model, pre, ds, man: dict, out: Path) -> dict:
+    import torch
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+    from nabra.train.trainer import precision_args, resolve_precision
+
+    t = cfg.training
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,

@@ -221,3 +221,14 @@ def test_onnx_outputs_that_do_not_fit_the_label_maps_are_named(exported, tmp_pat
     assert cli("predict", d, SAMPLE / "article.txt", "--backend", "onnx") == 2
     err = capsys.readouterr().err
     assert f"{d / 'model.onnx'}: its outputs have [6, 3] labels" in err and "Traceback" not in err
+
+
+def test_an_unfinished_run_is_named_as_one(sample_run, tmp_path, capsys):
+    """A run without model/ (killed before the end) was told it 'lacks config.json, tokenizer.json, ...
+    retrain or re-export an older model'; it says the run did not finish and how to continue it."""
+    run = tmp_path / "run"
+    shutil.copytree(sample_run, run, ignore=shutil.ignore_patterns("model", "checkpoints"))
+    assert cli("predict", run, SAMPLE / "articles.jsonl") == 2
+    assert f"nabra train --resume {run}" in capsys.readouterr().err
+    assert cli("export", "--model", run, "--out", tmp_path / "exp") == 2
+    assert "a run directory with no model/ yet" in capsys.readouterr().err

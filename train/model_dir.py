@@ -91,6 +91,10 @@ def resolve(path: str | Path) -> Path:
         p = p / "model"
     if not p.is_dir():
         raise ModelDirError(f"{path}: no such model folder")
+    if (p / "config.yaml").exists() and (p / "run_info.json").exists() and not (p / "model").exists():
+        # an unfinished run was told "lacks config.json, ... retrain or re-export an older model"
+        raise ModelDirError(f"{path}: a run directory with no model/ yet (training did not finish): "
+                            f"continue it with `nabra train --resume {path}`")
     return p
 
 

@@ -282,6 +282,8 @@ def load_split(dataset_dir: str | Path, split: str, use: str | None = None) -> p
     """One split of a dataset folder. use: what the command does with it ("score", "fit the baselines
     on"), which needs statements: an empty split is then a UserError (it was a scikit-learn traceback)."""
     p = Path(dataset_dir) / f"{split}.parquet"
+    if not Path(dataset_dir).is_dir():
+        raise UserError(f"{dataset_dir}: no such dataset folder (build one with `nabra dataset build`)")
     if not p.exists():
         raise UserError(f"{dataset_dir}: the dataset has no {split} split ({p.name}); it has {held_splits(dataset_dir)}")
     df = read_parquet(p)

@@ -779,3 +779,14 @@ def test_baseline_help_names_both_refused_test_splits(capsys):
     with pytest.raises(SystemExit):
         cli("baseline", "--help")
     assert "test and test-v2 are refused" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_dataset_given_as_corpus_a_missing_dataset_and_a_folder_as_bin_are_named(sample_dataset, sample_run, tmp_path, capsys):
+    """A dataset folder given as --corpus was named by a bare path ('ds/statements.parquet'); `export --data nothere`
+    said the dataset 'has no test split'; `encoder import --bin FOLDER` said 'no such file'."""
+    assert cli("label", "weak", "--corpus", sample_dataset, "--out", tmp_path / "w") == 2
+    assert f"{sample_dataset}: no statements.parquet or articles.parquet, not a corpus folder" in capsys.readouterr().err
+    assert cli("export", "--model", sample_run, "--out", tmp_path / "e", "--data", tmp_path / "nothere") == 2
+    assert f"{tmp_path / 'nothere'}: no such dataset folder" in capsys.readouterr().err
+    assert cli("encoder", "import", "--bin", tmp_path, "--out", tmp_path / "enc") == 2
+    assert f"{tmp_path}: a folder; --bin takes the model file itself" in capsys.readouterr().err

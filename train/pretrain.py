@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nabra.config import ConfigError, PretrainConfig
-from nabra.errors import UserError
-from nabra.io import atomic_dir, readable_weights, versions, write_json
+from nabra.io import atomic_dir, readable_weights, refuse_foreign, versions, write_json
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
 
 
@@ -25,10 +24,10 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
     from nabra.train.trainer import precision_args
 
     out = Path(out)
-    if out.is_dir() and any(out.iterdir()) and not (out / "pretrain_info.json").exists():
+    if out.is_dir() and not (out / "pretrain_info.json").exists():
         # checked before minutes of training; the dataset folder once got a checkpoint mixed into it
-        raise UserError(f"{out}: holds {', '.join(sorted(p.name for p in out.iterdir())[:5])}, not an earlier "
-                        "`nabra pretrain` output: give a new or empty folder for --out")
+        refuse_foreign(out, [p.name for p in out.iterdir()], "`nabra pretrain`",
+                       "not an earlier `nabra pretrain` output; give a new or empty folder for --out")
     t = cfg.training
     if t.threads:
         torch.set_num_threads(t.threads)

@@ -24,7 +24,7 @@ import yaml
 
 from nabra.config import ConfigError, TrainConfig
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split, rows_hash
-from nabra.io import git_commit, provenance, read_json, read_parquet, readable_weights, write_atomic, write_json
+from nabra.io import git_commit, provenance, read_json, read_parquet, readable_weights, refuse_foreign, write_atomic, write_json
 from nabra.train.model_dir import save_pipeline
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
 
@@ -543,10 +543,8 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
     if not resume and run_dir.is_dir():
         # a run writes into --out itself (checkpoints survive a kill): any other folder (the dataset,
         # a project folder) got run files mixed into it
-        foreign = sorted(p.name for p in run_dir.iterdir() if p.name not in RUN_FILES)
-        if foreign:
-            raise ConfigError(f"{run_dir}: holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, "
-                              "which training does not write: give a new or empty folder for --out")
+        refuse_foreign(run_dir, [p.name for p in run_dir.iterdir() if p.name not in RUN_FILES], "training",
+                       "give a new or empty folder for --out")
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nabra.cli.main import positive_int
-from nabra.errors import UserError
+from nabra.io import refuse_file, refuse_foreign
 
 
 def register(sub) -> None:
@@ -27,13 +27,11 @@ def run(args) -> int:
     cfg = load_benchmark_config(args.name)
     out = Path(args.out)
     # a file was a FileExistsError traceback; a run or dataset folder got dataset/, run/ and report/ put inside it
-    fix = ": give a new or empty folder (or one of an earlier benchmark run)"
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is a file{fix}")
-    other = sorted(p.name for p in out.iterdir() if p.name not in ("dataset", "run", "report")) if out.is_dir() else []
-    if other:
-        more = f" and {len(other) - 5} more" if len(other) > 5 else ""
-        raise UserError(f"--out {out}: holds {', '.join(other[:5])}{more}, which `nabra benchmark` does not write{fix}")
+    fix = "give a new or empty folder (or one of an earlier benchmark run)"
+    refuse_file(f"--out {out}", out, fix)
+    if out.is_dir():
+        refuse_foreign(f"--out {out}", [p.name for p in out.iterdir() if p.name not in ("dataset", "run", "report")],
+                       "`nabra benchmark`", fix)
     man = load_benchmark(cfg, out / "dataset")
     print(f"{cfg.name}: " + ", ".join(f"{s} {c['statements']}" for s, c in man["counts"].items()))
     model = args.model

@@ -255,12 +255,18 @@ def _read_zip(path: Path) -> Iterator[Item]:
     try:
         zf = zipfile.ZipFile(path)
         # ZipInfo, not names: a zip may hold two entries of one name, and reading by name gives the last twice
-        members = [i for i in zf.infolist() if not i.is_dir() and not _os_metadata(i.filename)]
+        files = [i for i in zf.infolist() if not i.is_dir() and not _os_metadata(i.filename)]
     except (zipfile.BadZipFile, OSError) as e:
         yield Problem(str(path), f"corrupt or unreadable zip ({e})")
         return
-    if not members:
+    if not files:
         yield Problem(str(path), "zip holds no file")
+        return
+    # as in a folder, only the article types are read: a README.md or a nested zip was read as a text
+    # article and rejected (not_arabic), an input problem that failed a --strict build
+    members = [i for i in files if Path(i.filename).suffix.lower() in KNOWN_EXT - ZIP_EXT]
+    if not members:
+        yield Problem(str(path), "zip holds no .jsonl/.json/.txt/.html file")
         return
     counts: dict[str, int] = {}
     for info in sorted(members, key=lambda i: i.filename):
@@ -288,7 +294,7 @@ def _read_zip(path: Path) -> Iterator[Item]:
             yield from _read_json_text(text, name, "saudinewsnet-zip")
         elif suffix in HTML_EXT:
             yield _from_html(text, name)
-        else:
+        else:  # .txt
             yield RawArticle(content=text, input_file=name, format="txt", source=Path(m).stem)
 
 

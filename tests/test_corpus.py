@@ -413,3 +413,21 @@ def test_an_earlier_nabra_output_inside_an_input_folder_is_skipped_and_named(sam
     assert f"{tmp_path / 'in' / 'old' / 'corpus'}: an output of nabra" in err and "invalid JSON" not in err
     man = load_corpus(tmp_path / "c")[2]
     assert man["counts"]["articles_read"] == 1 and len(man["problems"]) == 1
+
+
+def test_zip_members_of_other_types_are_skipped_as_in_a_folder(tmp_path, capsys):
+    """A README.md or a nested zip inside an article zip was read as a text article and rejected (not_arabic,
+    binary file): an input problem that failed `--strict`, though a folder skips such files."""
+    with zipfile.ZipFile(tmp_path / "news.zip", "w") as zf:
+        zf.writestr("news/2015.json", json.dumps([{"title": "t", "url": "u", "content": BODY1}], ensure_ascii=False))
+        zf.writestr("news/README.md", "SaudiNewsNet: one JSON file per day.")
+        zf.writestr("news/old.zip", b"PK\x05\x06" + b"\x00" * 18)
+    assert cli("corpus", "build", "--input", tmp_path / "news.zip", "--out", tmp_path / "c", "--no-progress",
+               "--strict") == 0
+    assert "README" not in capsys.readouterr().err
+    assert load_corpus(tmp_path / "c")[2]["counts"]["articles_read"] == 1
+    with zipfile.ZipFile(tmp_path / "docs.zip", "w") as zf:
+        zf.writestr("README.md", "no articles here")
+    assert cli("corpus", "build", "--input", tmp_path / "docs.zip", "--out", tmp_path / "d", "--no-progress",
+               "--strict") != 0
+    assert "docs.zip: zip holds no .jsonl/.json/.txt/.html file" in capsys.readouterr().err

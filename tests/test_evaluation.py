@@ -152,9 +152,12 @@ def test_evaluate_names_an_absent_or_empty_split_and_the_splits_there_are(sample
 
 
 # ----------------------------------------------------------------------------- reports
-def test_report_is_reproducible_and_embeds_every_plot(sample_run, sample_dataset, tmp_path):
+def test_report_is_reproducible_and_embeds_every_plot(sample_run, sample_dataset, tmp_path, monkeypatch):
     from PIL import Image
 
+    # the report records the checkout's commit (and "-dirty"): a commit or an edit made by someone else
+    # between the two evaluations made them differ, though nothing this test is about changed
+    monkeypatch.setattr("nabra.evaluation.report.git_commit", lambda: "c0ffee")
     for name in ("r1", "r2"):
         assert cli("evaluate", "--model", sample_run, "--data", sample_dataset, "--split", "test",
                    "--bootstrap", "200", "--out", tmp_path / name) == 0
@@ -163,6 +166,7 @@ def test_report_is_reproducible_and_embeds_every_plot(sample_run, sample_dataset
     rep = json.loads(a)
     assert set(rep["baselines"]["stance"]) == {"majority", "tfidf_svm", "weak_labeller"}
     assert rep["provenance"]["dataset_content_hash"] and rep["provenance"]["split_ids_hash"]
+    assert rep["provenance"]["git_commit"] == "c0ffee"  # recorded (the real one in every other test)
     assert len(rep["provenance"]["split_rows_hash"]) == 40  # the content hash covers no statement text
     assert rep["provenance"]["models"][0]["run_config"]["training"]["seed"] == 42
     html = (tmp_path / "r1/report.html").read_text(encoding="utf-8")

@@ -65,13 +65,13 @@ class FurnitureRules(Strict):
         default_factory=list,
         description="regexes for related-article headers: the line and every list/headline line after it are dropped")
     bullet: Regex = Field(r"^\s*[•●▪◦·*\-–]\s*", description="regex of a list bullet")
-    headline_max_words: int = Field(25, description="a line without final punctuation and at most this many words reads as a headline")
+    headline_max_words: int = Field(25, ge=0, description="a line without final punctuation and at most this many words reads as a headline")
 
 
 class CorpusConfig(Strict):
-    min_chars: int = Field(20, description="statements shorter than this are rejected (too_short)")
-    min_words: int = Field(4, description="statements with fewer words are rejected (too_short)")
-    max_chars: int = Field(1000, description="statements longer than this are rejected (too_long)")
+    min_chars: int = Field(20, ge=0, description="statements shorter than this are rejected (too_short)")
+    min_words: int = Field(4, ge=0, description="statements with fewer words are rejected (too_short)")
+    max_chars: int = Field(1000, ge=1, description="statements longer than this are rejected (too_long)")
     min_arabic_ratio: float = Field(0.6, ge=0, le=1, description="share of letters that must be Arabic (not_arabic)")
     abbreviations: list[str] = Field(
         default_factory=list, description="tokens ending in '.' after which a statement never ends (e.g. د.)")
@@ -81,8 +81,8 @@ class CorpusConfig(Strict):
     minhash_threshold: float = Field(0.7, gt=0, le=1, description="Jaccard threshold of the LSH index")
     # 0 gave every statement one signature: every pair a candidate, a build that never ended
     shingle_chars: int = Field(5, ge=1, description="character shingle size for near-duplicate detection")
-    dedup_min_chars: int = Field(40, description="statements shorter than this are only checked for exact duplicates")
-    workers: int = Field(2, description="processes used to clean and segment articles")
+    dedup_min_chars: int = Field(40, ge=0, description="statements shorter than this are only checked for exact duplicates")
+    workers: int = Field(2, ge=1, description="processes used to clean and segment articles")
 
 
 # --------------------------------------------------------------------------- loading
@@ -381,8 +381,8 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
 class PretrainConfig(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
-    mlm_probability: float = Field(0.15, description="share of tokens masked")
-    max_statements: int | None = Field(None, description="cap on corpus statements used (sampled with the seed)")
+    mlm_probability: float = Field(0.15, gt=0, lt=1, description="share of tokens masked")
+    max_statements: int | None = Field(None, ge=1, description="cap on corpus statements used (sampled with the seed)")
 
 
 # what `nabra pretrain` reads of the shared model and training sections; anything else set there is a
@@ -425,7 +425,7 @@ class BenchmarkConfig(Strict):
     text_pair_column: str | None = Field(None, description="column of a second text (target, claim)")
     id_column: str | None = Field(None, description="column of a record id (default: row number)")
     tasks: dict[str, BenchTask] = Field(description="task -> label column and renames")
-    dev_share: float = Field(0.1, description="share of train held out as dev when no dev file is given")
+    dev_share: float = Field(0.1, gt=0, lt=1, description="share of train held out as dev when no dev file is given")
     seed: int = Field(13, description="seed of the dev hold-out")
     published: list[Published] = Field(default_factory=list, description="published figures to print beside ours")
 

@@ -100,3 +100,19 @@ def test_a_lexicon_with_a_key_twice_is_refused(tmp_path):
     (tmp_path / "rules.yaml").write_text("negators: [لا]\n" + raw, encoding="utf-8")
     with pytest.raises(ConfigError, match="key 'negators' appears twice"):
         WeakLabeler(load_labels(), tmp_path / "rules.yaml")
+
+
+def test_shares_and_caps_out_of_range_are_refused_by_key(tmp_path):
+    """mlm_probability 2 was a transformers ValueError traceback, max_statements 0 silently pretrained on every
+    statement, a benchmark's dev_share 1.5 was a scikit-learn InvalidParameterError traceback."""
+    from nabra.config import REPO_ROOT, load_pretrain_config
+
+    tiny = REPO_ROOT / "configs/pretrain/tiny.yaml"
+    with pytest.raises(ConfigError, match=r"mlm_probability.*less than 1"):
+        load_pretrain_config(tiny, ["mlm_probability=2"])
+    with pytest.raises(ConfigError, match=r"max_statements.*greater than or equal to 1"):
+        load_pretrain_config(tiny, ["max_statements=0"])
+    bench = (REPO_ROOT / "configs/benchmarks/mawqif.yaml").read_text(encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(bench + "dev_share: 1.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"dev_share.*less than 1"):
+        load_benchmark_config(str(tmp_path / "b.yaml"))

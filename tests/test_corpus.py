@@ -354,7 +354,9 @@ def test_a_damaged_corpus_table_is_named(sample_corpus, tmp_path, capsys):
     ("minhash_perm=3", "key 'minhash_perm': Input should be a multiple of 32 (got 3)"),
     ("shingle_chars=0", "key 'shingle_chars': Input should be greater than or equal to 1 (got 0)"),
     ("minhash_threshold=1.5", "key 'minhash_threshold': Input should be less than or equal to 1 (got 1.5)"),
-    ("min_arabic_ratio=2", "key 'min_arabic_ratio': Input should be less than or equal to 1 (got 2)")])
+    ("min_arabic_ratio=2", "key 'min_arabic_ratio': Input should be less than or equal to 1 (got 2)"),
+    ("workers=0", "key 'workers': Input should be greater than or equal to 1 (got 0)"),
+    ("max_chars=0", "key 'max_chars': Input should be greater than or equal to 1 (got 0)")])
 def test_dedup_settings_it_cannot_run_with_are_refused_before_any_work(tmp_path, capsys, override, message):
     """--set minhash_perm=0 (or 3) was a numpy ValueError traceback from a worker; shingle_chars=0 made every
     statement one signature, so every pair a candidate: a build of one zip ran for over 10 minutes."""

@@ -291,6 +291,7 @@ def training_args(cfg: TrainConfig, run_dir: Path, label_names: list[str]):
         length_column_name="length", label_names=label_names,
         dataloader_num_workers=t.dataloader_workers, dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=False,
+        log_level_replica="passive",  # the default "warning" printed the Trainer's warnings again from each replica
         **precision_args(cfg),
     )
 
@@ -435,11 +436,10 @@ def probe_heads(model, tok, train_ds, dev_ds, label_lists: dict, log=None) -> di
 
 
 def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, label_lists: dict,
-                resume: bool = False, callbacks=None):
+                resume: bool = False, callbacks=None, args=None):
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
-    label_names = [f"labels_{t}" for t in label_lists]
-    args = training_args(cfg, run_dir, label_names)
+    args = args or training_args(cfg, run_dir, [f"labels_{t}" for t in label_lists])
     start = last_complete_checkpoint(run_dir / "checkpoints", print) if resume else None
     cbs = [_JsonlLogger(run_dir / "metrics.jsonl"), _EpochOrder(start)]
     if cfg.training.early_stopping_patience > 0 and cfg.training.select_best:
@@ -551,7 +551,7 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
         return _run(cfg, dataset_dir, run_dir, resume, callbacks, log)
     except BaseException:
         # a run that failed before its first checkpoint leaves nothing behind (no empty --out folder)
-        if created and not any(run_dir.glob("checkpoints/checkpoint-*")):
+        if created and main_process() and not any(run_dir.glob("checkpoints/checkpoint-*")):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
@@ -589,21 +589,29 @@ def check_same_data(run_dir: Path, dataset_dir, data: dict) -> None:
 
 
 def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, log) -> dict:
+    from transformers import EarlyStoppingCallback
+
     data, label_lists = load_data(cfg, dataset_dir)
     if resume:
         check_same_data(run_dir, dataset_dir, data)
-    model, tok, pre = make_model(cfg, label_lists, data["train"], run_dir / "tokenizer")
-    if not resume:
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        write_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(), sort_keys=False, allow_unicode=True))
-        tok.save_pretrained(run_dir / "tokenizer")
-        write_json(run_dir / "run_info.json", {
-            "dataset_dir": str(Path(dataset_dir).resolve()), **data_record(dataset_dir, data),
-            "dataset_label_source": dataset_manifest(dataset_dir).get("label_source"), **provenance(),
-            "seed": cfg.training.seed, "label_maps": label_lists, "device": _device_info(),
-            "precision": resolve_precision(cfg.training.precision),
-            "train_statements": len(data["train"]), "dev_statements": len(data["dev"]),
-        })
+    args = training_args(cfg, run_dir, [f"labels_{t}" for t in label_lists])  # starts the process group, if any
+    log = log if main_process() else (lambda *a, **k: None)
+    # several processes: the main one trains the tiny tokenizer and writes the run's files, then the others
+    # start (and read that tokenizer), so each file is written once and every process has the same vocabulary
+    with args.main_process_first(local=False, desc="run files"):
+        model, tok, pre = make_model(cfg, label_lists, data["train"], run_dir / "tokenizer")
+        if not resume and main_process():
+            (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+            write_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(), sort_keys=False, allow_unicode=True))
+            tok.save_pretrained(run_dir / "tokenizer")
+            write_json(run_dir / "run_info.json", {
+                "dataset_dir": str(Path(dataset_dir).resolve()), **data_record(dataset_dir, data),
+                "dataset_label_source": dataset_manifest(dataset_dir).get("label_source"), **provenance(),
+                "seed": cfg.training.seed, "label_maps": label_lists,
+                "device": {**_device_info(), "processes": args.world_size},  # the batch is batch_size x grad_accum x processes
+                "precision": resolve_precision(cfg.training.precision),
+                "train_statements": len(data["train"]), "dev_statements": len(data["dev"]),
+            })
     train_ds = encode(data["train"], tok, pre, cfg.model.max_length, label_lists)
     dev_ds = encode(data["dev"], tok, pre, cfg.model.max_length, label_lists)
     log(f"training {len(train_ds):,} statements, dev {len(dev_ds):,}; tasks " +
@@ -612,7 +620,8 @@ def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, 
         probes = probe_heads(model, tok, train_ds, dev_ds, label_lists, log)
         log("heads start as linear probes (dev macro-F1 " +
             ", ".join(f"{t} {p['dev_macro_f1']:.3f} at C={p['C']:g}" for t, p in probes.items()) + ")")
-    trainer = train_model(cfg, model, tok, train_ds, dev_ds, run_dir, label_lists, resume, callbacks)
+    trainer = train_model(cfg, model, tok, train_ds, dev_ds, run_dir, label_lists, resume, callbacks, args)
+    trainer.remove_callback(EarlyStoppingCallback)  # it looked for eval_* in the dev_* scores below, and warned
     metrics = trainer.evaluate(dev_ds, metric_key_prefix="dev")
     metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()
                if "runtime" not in k and "per_second" not in k}
@@ -623,6 +632,12 @@ def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, 
         save_pipeline(run_dir / "model", *pipeline_record(cfg, dataset_dir, data))
         write_json(run_dir / "dev_metrics.json", metrics)
     return metrics
+
+
+def main_process() -> bool:
+    """False in the other processes of a run launched by torchrun or accelerate (they set RANK): only the
+    main one writes nabra's files and prints."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _device_info() -> dict:

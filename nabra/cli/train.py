@@ -17,7 +17,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from nabra.config import load_train_config
-    from nabra.train.trainer import load_run_config, run as train_run
+    from nabra.train.trainer import load_run_config, main_process, run as train_run
 
     if args.resume:
         given = [f for f, v in (("--config", args.config), ("--data", args.data), ("--out", args.out),
@@ -32,6 +32,8 @@ def run(args) -> int:
             raise UserError("give --config, --data and --out (or --resume RUN_DIR)")
         cfg, data, out = load_train_config(args.config, args.overrides), args.data, args.out
     m = train_run(cfg, data, out, resume=bool(args.resume))
+    if not main_process():  # one of several processes (torchrun, accelerate launch): the main one reports
+        return 0
     tasks = [k[len("dev_"):-len("_macro_f1")] for k in m if k.endswith("_macro_f1") and k != "dev_combined_macro_f1"]
     print(f"best checkpoint {m['best_checkpoint']}  dev macro-F1: " +
           "  ".join(f"{t} {m[f'dev_{t}_macro_f1']:.4f}" for t in tasks) +

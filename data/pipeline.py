@@ -657,6 +657,15 @@ class HeaviestFirst(LocalPipelineExecutor):
     def __init__(self, *args, weights: list[float] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.weights = weights
+        self.driver_pid = os.getpid()
+
+    def _launch_run_for_rank(self, rank: int, *args, **kwargs):
+        # a pool worker outlived a build killed by SIGTERM/SIGKILL (the usual `kill`, the OOM killer): it
+        # finished its task in the background, writing into WORK while the same command, started again,
+        # redid that task in the same part folder; it now ends with the build (the task is redone on resume)
+        if os.getpid() != self.driver_pid:
+            _die_with_parent()
+        return super()._launch_run_for_rank(rank, *args, **kwargs)
 
     def get_incomplete_ranks(self, ranks=None, skip_completed=None) -> list[int]:
         todo = super().get_incomplete_ranks(ranks, skip_completed)

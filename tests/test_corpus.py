@@ -433,3 +433,48 @@ def test_zip_members_of_other_types_are_skipped_as_in_a_folder(tmp_path, capsys)
     assert cli("corpus", "build", "--input", tmp_path / "docs.zip", "--out", tmp_path / "d", "--no-progress",
                "--strict") != 0
     assert "docs.zip: zip holds no .jsonl/.json/.txt/.html file" in capsys.readouterr().err
+
+
+def test_a_killed_build_takes_its_pool_workers_with_it(tmp_path):
+    """SIGKILL/SIGTERM of a build (`kill`, the OOM killer) left its pool workers running: each finished its
+    task in the background, writing into the work folder that the same command, started again, was using."""
+    import contextlib
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = tmp_path / "slow_build.py"
+    script.write_text(f"""
+import time
+from nabra.data import pipeline
+real = pipeline.ArticleReader.run
+def slow(self, *a, **k):  # every task takes 60 s: the workers are mid-task when the build is killed
+    time.sleep(60)
+    yield from real(self, *a, **k)
+pipeline.ArticleReader.run = slow
+if __name__ == "__main__":
+    from nabra.config import load_corpus_config
+    from nabra.data.corpus import build
+    build([{str(SAMPLE / 'articles.jsonl')!r}], {str(tmp_path / 'out')!r}, load_corpus_config(),
+          progress=False, tasks=2, workers=2)
+""")
+    p, kids = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path), []
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and len(psutil.Process(p.pid).children()) < 3:  # manager + 2 workers
+            time.sleep(0.2)
+        kids = psutil.Process(p.pid).children(recursive=True)
+        assert len(kids) >= 3
+        time.sleep(1)  # the workers are inside their tasks
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        gone, alive = psutil.wait_procs(kids, timeout=5)
+        assert not alive, f"still running after the build was killed: {[k.pid for k in alive]}"
+    finally:
+        p.kill()
+        for k in kids:  # on failure, no worker is left running after the test
+            with contextlib.suppress(psutil.NoSuchProcess):
+                k.kill()

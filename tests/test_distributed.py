@@ -10,14 +10,18 @@ import sys
 from conftest import REPO_ROOT, cli
 
 
+def _torchrun(*args, cwd) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "nabra.cli.main", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
 def test_two_processes_train_one_run_that_scores_as_it_says(sample_dataset, tmp_path):
     out = tmp_path / "run"
     sets = ["training.max_steps=6", "training.eval_strategy=steps", "training.eval_steps=3", "training.batch_size=4",
             "model.tiny.vocab_size=600", "training.threads=1", "training.early_stopping_patience=1"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "nabra.cli.main", "train", "--config", str(REPO_ROOT / "configs/train/tiny.yaml"),
-           "--data", str(sample_dataset), "--out", str(out)] + [a for s in sets for a in ("--set", s)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    res = _torchrun("train", "--config", REPO_ROOT / "configs/train/tiny.yaml", "--data", sample_dataset,
+                    "--out", out, *[a for s in sets for a in ("--set", s)], cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     # each process printed every line, and the replica (log level "warning") the Trainer's warnings
     assert res.stdout.count("model written to") == 1 and res.stdout.count("training ") == 1, res.stdout
@@ -34,3 +38,14 @@ def test_two_processes_train_one_run_that_scores_as_it_says(sample_dataset, tmp_
     rep = json.loads((tmp_path / "rep/report.json").read_text())
     for task in ("stance", "sentiment"):
         assert abs(rep["tasks"][task]["model"]["macro_f1"] - m[f"dev_{task}_macro_f1"]) < 1e-5, task
+
+
+def test_two_processes_pretrain_into_one_folder(sample_corpus, tmp_path):
+    """Each process wrote --out through its own temp folder and renamed it over the other's, racing."""
+    sets = ["max_statements=30", "training.max_steps=2", "model.tiny.vocab_size=300", "training.threads=1"]
+    res = _torchrun("pretrain", "--config", REPO_ROOT / "configs/pretrain/tiny.yaml", "--corpus", sample_corpus,
+                    "--out", tmp_path / "mlm", *[a for s in sets for a in ("--set", s)], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("checkpoint written to") == 1, res.stdout
+    assert json.loads((tmp_path / "mlm/pretrain_info.json").read_text())["steps"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlm"]  # no temp folder of either process left

@@ -7,6 +7,7 @@ accepts as `model.name_or_path`. Also OUT/pretrain_info.json (corpus hash, steps
 """
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from nabra.config import ConfigError, PretrainConfig
@@ -21,7 +22,7 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
 
     from nabra.data.corpus import load_corpus
     from nabra.train.model import tiny_bert_config
-    from nabra.train.trainer import precision_args
+    from nabra.train.trainer import main_process, precision_args
 
     out = Path(out)
     if out.is_dir() and not (out / "pretrain_info.json").exists():
@@ -53,6 +54,9 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
             model.resize_token_embeddings(len(tok))
     enc = tok(texts, truncation=True, max_length=m.max_length, return_special_tokens_mask=True)
     ds = Dataset.from_dict({k: enc[k] for k in enc.keys()} | {"length": [len(x) for x in enc["input_ids"]]})
+    if not main_process():  # another process of a torchrun / accelerate launch: it trains its share of each
+        with tempfile.TemporaryDirectory() as tmp:  # batch; the main one alone writes --out
+            return _train(cfg, tok, model, pre, ds, man, Path(tmp))
     with atomic_dir(out) as tmp:  # a kill leaves no half-written checkpoint in --out
         return _train(cfg, tok, model, pre, ds, man, tmp)
 

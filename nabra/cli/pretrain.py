@@ -14,8 +14,11 @@ def register(sub) -> None:
 def run(args) -> int:
     from nabra.config import load_pretrain_config
     from nabra.train.pretrain import run as pretrain_run
+    from nabra.train.trainer import main_process
 
     info = pretrain_run(load_pretrain_config(args.config, args.overrides), args.corpus, args.out)
+    if not main_process():  # one of several processes (torchrun, accelerate launch): the main one reports
+        return 0
     print(f"pretrained on {info['statements']:,} statements, {info['steps']} steps, final MLM loss {info['train_loss']}")
     print(f"checkpoint written to {args.out} (use: --set model.name_or_path={args.out} --set model.tiny=null)")
     return 0

@@ -397,3 +397,30 @@ def test_pretrain_refuses_a_dataset_as_corpus_or_out(sample_corpus, sample_datas
     assert sorted(p.name for p in ds.iterdir()) == before
     assert cli(*base, "--corpus", sample_corpus, "--out", tmp_path / "mlm") == 0
     assert cli(*base, "--corpus", sample_corpus, "--out", tmp_path / "mlm") == 0  # its own earlier output
+
+
+def test_resume_does_not_log_the_redone_steps_twice(sample_dataset, tmp_path):
+    """Steps logged after the last checkpoint by the killed run stayed in metrics.jsonl; --resume redid
+    them and logged them again (another loss value), so a step had two loss lines, old and new mixed."""
+    from transformers import TrainerCallback
+
+    from nabra.train.trainer import run
+
+    class Kill(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if state.global_step == 6 and "loss" in (logs or {}):  # after checkpoint-4, before checkpoint-8
+                raise KeyboardInterrupt
+
+    cfg = load_train_config(TINY, TINY_FAST + ["training.eval_strategy=steps", "training.eval_steps=4",
+                                               "training.max_steps=8", "logging.logging_steps=2"])
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, sample_dataset, tmp_path / "run", callbacks=[Kill()])
+    log = tmp_path / "run/metrics.jsonl"
+    assert any(json.loads(line)["step"] == 6 for line in log.read_text().splitlines())
+    with log.open("a") as fh:
+        fh.write('{"step": 7, "loss')  # a line cut short by a kill
+    assert cli("train", "--resume", tmp_path / "run") == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    kinds = [(r["step"], tuple(sorted(k for k in r if k not in ("step", "epoch")))) for r in lines]
+    assert len(kinds) == len(set(kinds)), "a step logged twice"
+    assert [r["step"] for r in lines] == sorted(r["step"] for r in lines)

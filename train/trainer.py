@@ -311,6 +311,22 @@ class _JsonlLogger:
         return Cb()
 
 
+def drop_logs_after(path: Path, step: int) -> None:
+    """--resume redoes the steps after its checkpoint: the lines the killed run logged for them stayed in
+    metrics.jsonl, so the resumed run's lines for the same steps (another loss: HF averages from the
+    checkpoint on) came after them, twice per step. A line cut short by the kill goes as well."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            pass
+    write_atomic(path, "".join(keep))
+
+
 EPOCH_RNG_FILE = "epoch_rng_state.pt"
 
 
@@ -441,6 +457,8 @@ def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, l
 
     args = args or training_args(cfg, run_dir, [f"labels_{t}" for t in label_lists])
     start = last_complete_checkpoint(run_dir / "checkpoints", print) if resume else None
+    if start:
+        drop_logs_after(run_dir / "metrics.jsonl", int(Path(start).name.split("-")[-1]))
     cbs = [_JsonlLogger(run_dir / "metrics.jsonl"), _EpochOrder(start)]
     if cfg.training.early_stopping_patience > 0 and cfg.training.select_best:
         cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))

@@ -63,7 +63,10 @@ def fetch(out: str | Path, source: str | Path | None = None, timeout: float = 30
     # the folders made here (deepest first): a failed fetch removes those it left empty, so that it
     # leaves nothing new behind; the files it checked stay, and the same command fetches the rest
     made = [d for d in (out, *out.parents) if not d.exists()]
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file where a parent folder should be: a NotADirectoryError traceback
+        raise UserError(f"--out {out}: cannot make the folder ({e.strerror or e})") from None
     try:
         return _fetch(out, source, timeout, log)
     except BaseException:

@@ -89,3 +89,10 @@ def test_a_timeout_of_zero_or_less_is_refused_by_the_flag(tmp_path, monkeypatch,
             cli("data", "fetch", "saudinewsnet", "--out", tmp_path / "snn", "--timeout", bad)
         assert e.value.code == 2 and "--timeout" in capsys.readouterr().err
     assert not (tmp_path / "snn").exists()
+
+
+def test_an_out_below_a_file_is_named_not_a_traceback(tmp_path, capsys):
+    """`--out afile/sub` (a file where a parent folder should be) was a NotADirectoryError traceback."""
+    (tmp_path / "afile").write_text("x")
+    assert cli("data", "fetch", "saudinewsnet", "--from", tmp_path, "--out", tmp_path / "afile" / "sub") == 2
+    assert f"--out {tmp_path / 'afile' / 'sub'}: cannot make the folder (Not a directory)" in capsys.readouterr().err

@@ -232,3 +232,16 @@ def test_an_unfinished_run_is_named_as_one(sample_run, tmp_path, capsys):
     assert f"nabra train --resume {run}" in capsys.readouterr().err
     assert cli("export", "--model", run, "--out", tmp_path / "exp") == 2
     assert "a run directory with no model/ yet" in capsys.readouterr().err
+
+
+def test_label_maps_that_do_not_fit_the_weights_are_named(sample_run, tmp_path, capsys):
+    """config.json with a label dropped was 'model.safetensors: cannot be loaded (... look at the above
+    report!)' with no report: the weights blamed for the config (the ONNX path already named config.json)."""
+    d = _copy_model(sample_run, tmp_path)
+    cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
+    cfg["tasks"]["stance"] = cfg["tasks"]["stance"][:-1]
+    (d / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    assert cli("predict", d, SAMPLE / "article.txt") == 2
+    n = len(cfg["tasks"]["stance"])
+    assert (f"{d / 'config.json'}: its label maps do not fit model.safetensors (stance {n + 1} in the weights, "
+            f"{n} in config.json)") in capsys.readouterr().err

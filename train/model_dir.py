@@ -62,8 +62,9 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _check_safetensors(path: Path) -> None:
-    """The header's tensors must end exactly where the file ends: a copy cut short fails here."""
+def _check_safetensors(path: Path, tasks: dict | None = None) -> None:
+    """The header's tensors must end exactly where the file ends: a copy cut short fails here. Each
+    task's head must have as many outputs as config.json has labels for it (as the ONNX check does)."""
     size = path.stat().st_size
     with open(path, "rb") as fh:
         head = fh.read(8)
@@ -82,6 +83,19 @@ def _check_safetensors(path: Path) -> None:
     if size < need:
         raise ModelDirError(f"{path}: truncated safetensors file ({size:,} bytes, its header needs {need:,}); "
                             "copy or export the model again")
+    # an edited config.json was "model.safetensors: cannot be loaded (... look at the above report!)", no report
+    heads = {t: header.get(f"heads.{t}.bias", {}).get("shape") for t in tasks or {}}
+    bad = [f"{t} {h[0]} in the weights, {len(tasks[t])} in config.json" for t, h in heads.items()
+           if isinstance(h, list) and h and isinstance(tasks[t], list) and h[0] != len(tasks[t])]
+    if bad:
+        raise ModelDirError(f"{path.parent / 'config.json'}: its label maps do not fit {path.name} "
+                            f"({'; '.join(bad)}): the config of another model?")
+
+
+def no_onnx(directory: Path, onnx_file: str) -> str:
+    # model.int8.onnx comes from --format onnx-int8: "--format onnx" for it wrote only model.onnx
+    fmt = "onnx-int8" if onnx_file.endswith(".int8.onnx") else "onnx"
+    return f"{directory}: no {onnx_file} (run `nabra export --format {fmt}` first)"
 
 
 def resolve(path: str | Path) -> Path:
@@ -127,7 +141,7 @@ def validate(path: str | Path, backend: str, onnx_file: str | None = None) -> Pa
         raise ModelDirError(f"{p / PIPELINE_FILE}: max_length is missing or not a number of tokens")
     corpus_config(pipe)
     if backend == "torch":
-        _check_safetensors(p / "model.safetensors")
+        _check_safetensors(p / "model.safetensors", cfg["tasks"])
     elif onnx_file and not (p / onnx_file).exists():
-        raise ModelDirError(f"{p}: no {onnx_file} (run `nabra export --format onnx` first)")
+        raise ModelDirError(no_onnx(p, onnx_file))
     return p

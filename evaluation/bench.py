@@ -43,8 +43,11 @@ def bench_corpus(inputs: list[str], out: str | Path, workers: int | None = None,
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    if proc.wait() != 0:
-        raise RuntimeError(f"corpus build failed: {' '.join(cmd)}")
+    if proc.wait() != 0:  # the build printed its own one-line error above; a traceback here said nothing more
+        from nabra.errors import UserError
+
+        raise UserError(f"the corpus build being measured failed (its error is above): nabra corpus build "
+                        f"--input {' '.join(map(str, inputs))} --out {out}")
     wall = time.perf_counter() - t0
     th.join()
     man = json.loads((Path(out) / "manifest.json").read_text())

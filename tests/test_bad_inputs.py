@@ -790,3 +790,62 @@ def test_a_dataset_given_as_corpus_a_missing_dataset_and_a_folder_as_bin_are_nam
     assert f"{tmp_path / 'nothere'}: no such dataset folder" in capsys.readouterr().err
     assert cli("encoder", "import", "--bin", tmp_path, "--out", tmp_path / "enc") == 2
     assert f"{tmp_path}: a folder; --bin takes the model file itself" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- session 30: predict and bench
+def test_predict_rows_name_the_record_their_offsets_index(sample_run, tmp_path, capsys):
+    """A JSON array or JSONL file holds many articles, and start/end index one record's text field; the rows
+    named only the file, so a user could not tell which record to slice. Now a locator column names it."""
+    texts = [BODY.format(i=i) for i in range(3)]
+    recs = [{"url": f"http://x/{i}", "text": t} for i, t in enumerate(texts)]
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in recs), "utf-8")
+    (tmp_path / "b.json").write_text(json.dumps(recs[::-1], ensure_ascii=False), "utf-8")
+    assert cli("predict", sample_run, tmp_path / "a.jsonl", "--format", "jsonl") == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert {r["locator"] for r in rows} == {"line 1", "line 2", "line 3"}
+    assert all(texts[int(r["locator"].split()[1]) - 1][r["start"]:r["end"]] == r["text"] for r in rows)
+    assert cli("predict", sample_run, tmp_path / "b.json", "--format", "csv", "--out", tmp_path / "p.csv") == 0
+    df = pd.read_csv(tmp_path / "p.csv")
+    assert list(df.columns[:2]) == ["input_file", "locator"] and set(df.locator) == {"#0", "#1", "#2"}
+    assert all(recs[::-1][int(r.locator[1:])]["text"][r.start:r.end] == r.text for r in df.itertuples())
+    assert cli("predict", sample_run, tmp_path / "b.json") == 0
+    assert f"# {tmp_path / 'b.json'} #1  (article " in capsys.readouterr().out
+
+
+def test_python_api_refuses_a_string_for_a_list(sample_run):
+    """clf.predict("one statement") labelled each character as a statement, with no error."""
+    from nabra import StanceClassifier
+
+    clf = StanceClassifier.from_pretrained(sample_run)
+    with pytest.raises(TypeError, match=r"predict\(\[text\]\)"):
+        clf.predict(BODY.format(i=1))
+    with pytest.raises(TypeError, match="got a NoneType"):
+        clf.predict(["نص", None])
+    with pytest.raises(TypeError, match=r"got a list; for several texts use predict\(texts\)"):
+        clf.predict_article([BODY.format(i=1)])
+    assert len(clf.predict([BODY.format(i=1)])) == 1
+
+
+def test_missing_int8_onnx_names_the_export_format_that_writes_it(sample_run, capsys):
+    """The hint for a missing model.int8.onnx was `--format onnx`, which writes only model.onnx."""
+    assert cli("predict", sample_run, SAMPLE / "article.txt", "--backend", "onnx", "--onnx-file", "model.int8.onnx") == 2
+    assert "no model.int8.onnx (run `nabra export --format onnx-int8` first)" in capsys.readouterr().err
+
+
+def test_bench_inputs_and_json_are_checked_before_measuring(sample_corpus, tmp_path, capsys):
+    """--json in a missing folder failed after the whole benchmark; a missing --input was a RuntimeError
+    traceback from the child build; --encoder with a wrong path went to the hub (OSError traceback); a
+    folder that is not a corpus was named by a bare 'X/statements.parquet'."""
+    assert cli("bench", "corpus", "--input", SAMPLE / "article.txt", "--json", tmp_path / "no" / "t.json") == 2
+    assert f"--json {tmp_path / 'no' / 't.json'}: folder {tmp_path / 'no'} does not exist" in capsys.readouterr().err
+    assert cli("bench", "corpus", "--input", tmp_path / "missing.txt") == 2
+    assert f"--input: {tmp_path / 'missing.txt'}: no such file or folder" in capsys.readouterr().err
+    assert cli("bench", "corpus", "--input", SAMPLE / "article.txt", tmp_path / "missing.txt") == 2
+    assert "missing.txt: no such file or folder" in capsys.readouterr().err
+    assert cli("bench", "encoder", "--encoder", tmp_path / "nothere", "--corpus", sample_corpus) == 2
+    assert f"--encoder {tmp_path / 'nothere'}: no such folder" in capsys.readouterr().err
+    assert cli("bench", "predict", "--model", tmp_path, "--corpus", tmp_path) == 2
+    assert f"--corpus {tmp_path}: no statements.parquet, not a corpus folder" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert cli("bench", "corpus", "--input", SAMPLE / "article.txt", "--out", tmp_path / "afile") == 2
+    assert "the corpus build being measured failed (its error is above)" in capsys.readouterr().err

@@ -18,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from nabra.train.model_dir import ModelDirError, corpus_config, load_pipeline, validate
+from nabra.train.model_dir import ModelDirError, corpus_config, load_pipeline, no_onnx, validate
 from nabra.train.text import Preprocessor
 
 
@@ -80,7 +80,7 @@ class StanceClassifier:
 
             f = directory / onnx_file
             if not f.exists():
-                raise ModelDirError(f"{directory}: no {onnx_file} (run `nabra export --format onnx` first)")
+                raise ModelDirError(no_onnx(directory, onnx_file))
             so = ort.SessionOptions()
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             if threads:
@@ -164,7 +164,13 @@ class StanceClassifier:
 
     def predict(self, texts: Iterable[str], pairs: list[str] | None = None) -> list[dict]:
         """One dict per text: per task its label and the probability of every label."""
+        if isinstance(texts, (str, bytes)):  # list("...") is its characters: one row per letter, silently
+            raise TypeError("predict takes a list of texts: predict([text]); for a whole article use "
+                            "predict_article(text)")
         texts = list(texts)
+        bad = next((type(t).__name__ for t in texts if not isinstance(t, str)), None)
+        if bad:  # None or bytes failed inside the preprocessor with "sequence item 2: expected str instance"
+            raise TypeError(f"predict takes texts (str), got a {bad}")
         if not texts:
             return []
         probs = self.predict_proba(texts, pairs)
@@ -200,6 +206,9 @@ class StanceClassifier:
     def predict_article(self, text: str, **meta) -> list[dict]:
         """Every body statement of an article (furniture removed) with labels; start/end are offsets
         into `text` as given (text[start:end] is the statement, up to the cleaner's character fixes)."""
+        if not isinstance(text, str):  # a list of texts or bytes failed deep in the cleaner
+            raise TypeError(f"predict_article takes one article's text (str), got a {type(text).__name__}"
+                            + ("; for several texts use predict(texts)" if isinstance(text, (list, tuple)) else ""))
         article, statements = self.segment_article(text, **meta)
         preds = self.predict([s["text"] for s in statements])
         return [{"article_id": article["article_id"], "statement_id": s["statement_id"], "start": s["raw_start"],

@@ -38,7 +38,7 @@ class PredictFiles(PipelineStep):
         clf = StanceClassifier.from_pretrained(self.model, backend=self.backend, threads=1, **self.model_kw)
         with open(tmp, "w", encoding="utf-8") as fh:
             for art, rows, problem in predict_items(clf, read_units(self.units[a:b])):
-                art = {k: art[k] for k in ("input_file", "article_id", "where", "repeat") if k in art} if art else None
+                art = {k: art[k] for k in ("input_file", "locator", "article_id", "where", "repeat") if k in art} if art else None
                 fh.write(json.dumps([art, rows, problem], ensure_ascii=False) + "\n")
                 self.stat_update("problems" if problem else "articles")
         tmp.replace(out)

@@ -56,9 +56,22 @@ def register(sub) -> None:
     r.set_defaults(func=run_predict)
 
 
+def _check_json(args) -> None:
+    """--json is written after minutes of measuring: a folder that is not there failed only then."""
+    if args.json:
+        parent = Path(args.json).resolve().parent
+        if not parent.is_dir():
+            raise UserError(f"--json {args.json}: folder {parent} does not exist")
+        if Path(args.json).is_dir():
+            raise UserError(f"--json {args.json}: is a folder; give a file name")
+
+
 def _texts(corpus: str, n: int, seed: int = 0) -> list[str]:
     from nabra.io import read_parquet
 
+    if not (Path(corpus) / "statements.parquet").is_file():  # was the bare path 'X/statements.parquet'
+        raise UserError(f"--corpus {corpus}: no statements.parquet, not a corpus folder: give a folder from "
+                        "`nabra corpus build`")
     st = read_parquet(Path(corpus) / "statements.parquet", columns=["text", "is_duplicate"])
     st = st[~st.is_duplicate]
     return st.text.sample(n=min(n, len(st)), random_state=seed).tolist()
@@ -68,8 +81,15 @@ def run_corpus(args) -> int:
     from nabra.data.ingest import expand_inputs
     from nabra.evaluation.bench import bench_corpus
 
+    _check_json(args)
+    found, problems = expand_inputs(args.input)
+    # a missing input reached the build as no input at all (a RuntimeError traceback), or beside others was
+    # left out of figures labelled with the files asked for; nabra's own output folders are skipped, as in a build
+    missing = [p for p in problems if not p.reason.endswith("skipped")]
+    if missing or not found:
+        raise UserError("--input: " + "; ".join(map(str, missing or problems)))
+    files = [str(f) for f in found]
     out = args.out or tempfile.mkdtemp(prefix="nabra-bench-") + "/corpus"
-    files = [str(f) for f in expand_inputs(args.input)[0]]
     if args.sizes and max(args.sizes) > len(files):  # "16 files" was printed for a build of fewer
         raise UserError(f"--sizes {max(args.sizes)}: the inputs hold {len(files)} file(s)")
     runs = [(f"{n} files", files[:n]) for n in args.sizes] if args.sizes else [("all inputs", files)]
@@ -93,6 +113,7 @@ def run_corpus(args) -> int:
 def run_train(args) -> int:
     from nabra.evaluation.bench import bench_train
 
+    _check_json(args)
     texts = _texts(args.corpus, 20000)
     tok_texts = _texts(args.corpus, 100000, seed=1)  # the tokenizer learns from more text than the batches use
     res = [bench_train(texts, g, steps=args.steps or 50, tokenizer_texts=tok_texts)
@@ -105,6 +126,11 @@ def run_train(args) -> int:
 def run_encoder(args) -> int:
     from nabra.evaluation.bench import bench_encoder
 
+    _check_json(args)
+    for e in args.encoder:  # a wrong path went to the Hugging Face hub as a model id: an OSError traceback
+        if not (Path(e) / "config.json").is_file():
+            raise UserError(f"--encoder {e}: " + ("no config.json, not an encoder folder (from `nabra encoder "
+                                                  "import` or `hf download`)" if Path(e).is_dir() else "no such folder"))
     texts = _texts(args.corpus, 5000)
     work = Path(tempfile.mkdtemp(prefix="nabra-bench-"))
     res = [bench_encoder(e, texts, work, steps=args.steps, n_predict=args.n) for e in args.encoder]
@@ -116,6 +142,7 @@ def run_encoder(args) -> int:
 def run_predict(args) -> int:
     from nabra.evaluation.bench import base_model_dir, bench_predict
 
+    _check_json(args)
     texts = _texts(args.corpus, args.n)
     work = Path(tempfile.mkdtemp(prefix="nabra-bench-"))
     # named after the model's folder: any run or export folder is measured, not only the tiny model

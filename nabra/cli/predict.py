@@ -18,7 +18,8 @@ def register(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="files or folders: .txt, .html, .json/.jsonl (records with a text or content field), "
                         "SaudiNewsNet .zip; - reads stdin. start/end are character offsets into each article's "
-                        "text as read: the .txt file's, the record's text field, the HTML page's extracted text")
+                        "text as read: the .txt file's, the record's text field (the record named by the locator "
+                        "column: '#N' in a JSON array, 'line N' in JSON Lines), the HTML page's extracted text")
     p.add_argument("--format", default="table", choices=["table", "jsonl", "csv"])
     p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
     p.add_argument("--onnx-file", default=None, help="with --backend onnx: model.onnx (default) or model.int8.onnx")
@@ -116,15 +117,18 @@ def write_rows(clf, args, fh) -> tuple[int, int, list[str]]:
             print(f"warning: {problem}", file=sys.stderr)
             continue
         n_art += 1
+        # the record inside the file (JSON "#3", JSONL "line 4"; empty for .txt/.html): the offsets index
+        # that record's text, which input_file alone does not name when a file holds many articles
+        loc = art.get("locator") or ""
         if args.format == "table":
-            fh.write(f"\n# {art['input_file']}  (article {art['article_id']}, {len(rows)} statements)\n")
+            fh.write(f"\n# {art['input_file']}{' ' + loc if loc else ''}  (article {art['article_id']}, {len(rows)} statements)\n")
             fh.write(f"{'start':>6} {'end':>6}  " + "  ".join(f"{t:<22}" for t in tasks) + "  text\n")
         for r in rows:
             n_rows += 1
             if args.format == "jsonl":
-                fh.write(json.dumps({"input_file": art["input_file"], **r}, ensure_ascii=False) + "\n")
+                fh.write(json.dumps({"input_file": art["input_file"], "locator": loc, **r}, ensure_ascii=False) + "\n")
             elif args.format == "csv":
-                flat = {"input_file": art["input_file"], "article_id": r["article_id"], "statement_id": r["statement_id"],
+                flat = {"input_file": art["input_file"], "locator": loc, "article_id": r["article_id"], "statement_id": r["statement_id"],
                         "start": r["start"], "end": r["end"], "text": r["text"],
                         **{k: r[k] for t in tasks for k in (t, f"{t}_prob")}}
                 if writer is None:

@@ -245,3 +245,15 @@ def test_label_maps_that_do_not_fit_the_weights_are_named(sample_run, tmp_path, 
     n = len(cfg["tasks"]["stance"])
     assert (f"{d / 'config.json'}: its label maps do not fit model.safetensors (stance {n + 1} in the weights, "
             f"{n} in config.json)") in capsys.readouterr().err
+
+
+def test_a_file_or_a_folder_of_no_model_is_not_called_an_old_model(sample_run, tmp_path, capsys):
+    """model.onnx given itself was 'no such model folder'; an input folder given as the model was told to
+    'retrain or re-export an older model'."""
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    assert cli("predict", tmp_path / "model.onnx", SAMPLE / "article.txt") == 2
+    assert f"{tmp_path / 'model.onnx'}: a file, not a model folder" in capsys.readouterr().err
+    assert cli("predict", SAMPLE, SAMPLE / "article.txt") == 2
+    err = capsys.readouterr().err
+    assert "model folder lacks config.json" in err and ": not a model folder; give one written by" in err
+    assert "re-export an older model" not in err

@@ -103,6 +103,8 @@ def resolve(path: str | Path) -> Path:
     p = Path(path)
     if p.is_dir() and (p / "model").is_dir() and not (p / "config.json").exists():
         p = p / "model"
+    if p.is_file():  # model.onnx given itself, or an article given first: "no such model folder" misled
+        raise ModelDirError(f"{path}: a file, not a model folder; give the folder that holds the model")
     if not p.is_dir():
         raise ModelDirError(f"{path}: no such model folder")
     if (p / "config.yaml").exists() and (p / "run_info.json").exists() and not (p / "model").exists():
@@ -120,6 +122,8 @@ def validate(path: str | Path, backend: str, onnx_file: str | None = None) -> Pa
     if missing:
         hint = (" (written by `nabra train` or `nabra export` of this version; retrain or re-export an older model)"
                 if PIPELINE_FILE in missing else " (was it written by `nabra train` or `nabra export`?)")
+        if "config.json" in missing and "tokenizer.json" in missing:  # nothing of a model: no old one to re-export
+            hint = ": not a model folder; give one written by `nabra train` (RUN or RUN/model) or `nabra export`"
         raise ModelDirError(f"{p}: model folder lacks {', '.join(missing)}{hint}")
     cfg = _read_json(p / "config.json")
     if not isinstance(cfg.get("tasks"), dict) or not cfg["tasks"]:

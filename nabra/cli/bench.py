@@ -79,7 +79,6 @@ def _texts(corpus: str, n: int, seed: int = 0) -> list[str]:
 
 def run_corpus(args) -> int:
     from nabra.data.ingest import expand_inputs
-    from nabra.evaluation.bench import bench_corpus
 
     _check_json(args)
     found, problems = expand_inputs(args.input)
@@ -89,7 +88,15 @@ def run_corpus(args) -> int:
     if missing or not found:
         raise UserError("--input: " + "; ".join(map(str, missing or problems)))
     files = [str(f) for f in found]
-    out = args.out or tempfile.mkdtemp(prefix="nabra-bench-") + "/corpus"
+    # the temp folders are removed at the end: each run left its corpus (or exported models, 285 MB for
+    # e5-small) in /tmp for good
+    with tempfile.TemporaryDirectory(prefix="nabra-bench-") as tmp:
+        return _run_corpus(args, files, args.out or tmp + "/corpus")
+
+
+def _run_corpus(args, files: list[str], out: str) -> int:
+    from nabra.evaluation.bench import bench_corpus
+
     if args.sizes and max(args.sizes) > len(files):  # "16 files" was printed for a build of fewer
         raise UserError(f"--sizes {max(args.sizes)}: the inputs hold {len(files)} file(s)")
     runs = [(f"{n} files", files[:n]) for n in args.sizes] if args.sizes else [("all inputs", files)]
@@ -132,8 +139,8 @@ def run_encoder(args) -> int:
             raise UserError(f"--encoder {e}: " + ("no config.json, not an encoder folder (from `nabra encoder "
                                                   "import` or `hf download`)" if Path(e).is_dir() else "no such folder"))
     texts = _texts(args.corpus, 5000)
-    work = Path(tempfile.mkdtemp(prefix="nabra-bench-"))
-    res = [bench_encoder(e, texts, work, steps=args.steps, n_predict=args.n) for e in args.encoder]
+    with tempfile.TemporaryDirectory(prefix="nabra-bench-") as work:
+        res = [bench_encoder(e, texts, Path(work), steps=args.steps, n_predict=args.n) for e in args.encoder]
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0
@@ -144,13 +151,15 @@ def run_predict(args) -> int:
 
     _check_json(args)
     texts = _texts(args.corpus, args.n)
-    work = Path(tempfile.mkdtemp(prefix="nabra-bench-"))
     # named after the model's folder: any run or export folder is measured, not only the tiny model
     name = Path(args.model).resolve().name
     kw = dict(threads=args.threads, repeat=args.repeat, int8_ffn_out=args.int8_ffn_out, graph=args.onnx_graph)
-    res = [bench_predict(args.model, texts, work, name, **kw)]
-    if args.base:
-        res.append(bench_predict(base_model_dir(_texts(args.corpus, 100000, 1), work / "base"), texts, work, "bert-base", **kw))
+    with tempfile.TemporaryDirectory(prefix="nabra-bench-") as w:
+        work = Path(w)
+        res = [bench_predict(args.model, texts, work, name, **kw)]
+        if args.base:
+            res.append(bench_predict(base_model_dir(_texts(args.corpus, 100000, 1), work / "base"), texts, work,
+                                     "bert-base", **kw))
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

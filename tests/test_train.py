@@ -424,3 +424,28 @@ def test_resume_does_not_log_the_redone_steps_twice(sample_dataset, tmp_path):
     kinds = [(r["step"], tuple(sorted(k for k in r if k not in ("step", "epoch")))) for r in lines]
     assert len(kinds) == len(set(kinds)), "a step logged twice"
     assert [r["step"] for r in lines] == sorted(r["step"] for r in lines)
+
+
+def test_a_run_killed_while_saving_its_model_leaves_no_model_and_resumes(sample_run, tmp_path, monkeypatch, capsys):
+    """model/ was written in place: a run killed while saving it left a model/ without nabra_pipeline.json,
+    which export and predict took for an old model ("retrain or re-export") and train for a finished run."""
+    import nabra.train.trainer as trainer
+
+    run = tmp_path / "run"
+    shutil.copytree(sample_run, run)
+    shutil.rmtree(run / "model")  # killed after training, before the model was saved
+    (run / "dev_metrics.json").unlink()
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "save_pipeline", killed)
+    assert cli("train", "--resume", run) == 130
+    assert not (run / "model").exists() and not list(run.glob(".model.tmp-*"))
+    capsys.readouterr()
+    assert cli("export", "--model", run, "--out", tmp_path / "export") == 2
+    assert f"continue it with `nabra train --resume {run}`" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert cli("train", "--resume", run) == 0
+    assert _metrics(run) == _metrics(sample_run)
+

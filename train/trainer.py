@@ -24,7 +24,7 @@ import yaml
 
 from nabra.config import ConfigError, TrainConfig
 from nabra.data.dataset import dataset_manifest, ids_hash, load_split, rows_hash
-from nabra.io import git_commit, provenance, read_json, read_parquet, readable_weights, refuse_foreign, write_atomic, write_json
+from nabra.io import atomic_dir, git_commit, provenance, read_json, read_parquet, readable_weights, refuse_foreign, write_atomic, write_json
 from nabra.train.model_dir import save_pipeline
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
 
@@ -646,8 +646,13 @@ def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, 
     metrics["best_checkpoint"] = Path(trainer.state.best_model_checkpoint or "").name if cfg.training.select_best else "last"
     metrics["global_step"] = trainer.state.global_step
     if trainer.is_world_process_zero():
-        save_model(trainer.model, tok, pre, run_dir / "model")
-        save_pipeline(run_dir / "model", *pipeline_record(cfg, dataset_dir, data))
+        # written whole or not at all: a run killed while saving left a model/ without nabra_pipeline.json,
+        # which export and predict took for an old model ("retrain") and train for a finished run
+        for stale in run_dir.glob(".model.tmp-*"):  # of a save killed before (SIGKILL)
+            shutil.rmtree(stale, ignore_errors=True)
+        with atomic_dir(run_dir / "model") as tmp:
+            save_model(trainer.model, tok, pre, tmp)
+            save_pipeline(tmp, *pipeline_record(cfg, dataset_dir, data))
         write_json(run_dir / "dev_metrics.json", metrics)
     return metrics
 

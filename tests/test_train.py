@@ -449,3 +449,10 @@ def test_a_run_killed_while_saving_its_model_leaves_no_model_and_resumes(sample_
     assert cli("train", "--resume", run) == 0
     assert _metrics(run) == _metrics(sample_run)
 
+
+def test_resume_of_a_run_stopped_before_its_first_checkpoint_says_how_to_go_on(tmp_path, capsys):
+    """Ctrl-C before the first checkpoint removes the run folder (a kill then leaves nothing to resume);
+    `--resume` of it said only "no config.yaml; not a nabra run directory"."""
+    assert cli("train", "--resume", tmp_path / "run") == 2
+    assert "run: no such run directory (a run stopped before its first checkpoint leaves none behind): start " \
+           "it again with --config, --data and --out" in capsys.readouterr().err

@@ -678,6 +678,9 @@ def load_run_config(run_dir: str | Path) -> tuple[TrainConfig, str]:
     from nabra.config import read_yaml, validate
 
     run_dir = Path(run_dir)
+    if not run_dir.exists():  # "no config.yaml; not a nabra run directory" named no way on
+        raise FileNotFoundError(f"{run_dir}: no such run directory (a run stopped before its first checkpoint "
+                                "leaves none behind): start it again with --config, --data and --out")
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir}: no config.yaml; not a nabra run directory")
     cfg = validate(TrainConfig, read_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))

@@ -276,8 +276,6 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
     if any(str(f) == "-" for f in files):  # another stdin stream looks the same: never resume one
         fingerprint["stdin"] = os.urandom(8).hex()
     resumed = pl.prepare_work(work, fingerprint)
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):  # a write stage killed before its rename
-        shutil.rmtree(stale, ignore_errors=True)
     if resumed and log:
         log(f"resuming the build in {work}: completed tasks are skipped")
     stage_times = pl.run_stages(units, work, cfg, tasks, workers, executor, partitions, quiet=not progress)

@@ -548,3 +548,44 @@ def test_an_unforeseen_error_in_one_file_is_a_problem_for_that_file(tmp_path, mo
     items = list(read_inputs([str(tmp_path / "b.html"), str(tmp_path / "a.jsonl")]))
     assert str(items[0]) == f"{tmp_path / 'b.html'}: cannot read the rest of the file: RuntimeError: the extractor broke"
     assert isinstance(items[1], RawArticle)
+
+
+def test_atomic_dir_sweeps_what_killed_commands_left_and_keeps_a_running_ones(tmp_path):
+    """A command killed by SIGKILL (no cleanup runs) left its .OUT.tmp-* folder beside OUT forever (an export:
+    12 MB); only corpus build and train swept their own. A folder of a command still running is kept."""
+    import os
+    import subprocess
+
+    from nabra.io import atomic_dir
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a process id that no longer runs
+    left = [tmp_path / f".out.tmp-{gone.pid}-ab12", tmp_path / f".out.old-{gone.pid}", tmp_path / ".out.tmp-x1y2"]
+    running = tmp_path / f".out.tmp-{os.getppid()}-cd34"
+    for d in (*left, running):
+        d.mkdir()
+        (d / "model.safetensors").write_bytes(b"half")
+    with atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "a.json").write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, "out"])
+
+
+def test_sigterm_ends_a_command_as_ctrl_c_does(sample_dataset, tmp_path, monkeypatch, capsys):
+    """SIGTERM (`kill`, a scheduler's time limit) ended nabra at once: no 'interrupted' line and the temporary
+    output folder left behind. Now it is Ctrl-C's path: the folder removed, a line, exit 128 + 15."""
+    import os
+    import signal
+
+    def caller_handler(signum, frame):  # what the old code let through to the caller (pytest would die)
+        raise RuntimeError("SIGTERM reached the caller")
+
+    previous = signal.signal(signal.SIGTERM, caller_handler)
+    try:
+        monkeypatch.setattr("nabra.evaluation.baselines._dump_tfidf",
+                            lambda *a: os.kill(os.getpid(), signal.SIGTERM))
+        assert cli("baseline", "--data", sample_dataset, "--out", tmp_path / "b") == 143
+        assert signal.getsignal(signal.SIGTERM) is caller_handler  # the caller's handler is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert "nabra baseline: interrupted (SIGTERM)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # neither b nor .b.tmp-*

@@ -648,8 +648,6 @@ def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, 
     if trainer.is_world_process_zero():
         # written whole or not at all: a run killed while saving left a model/ without nabra_pipeline.json,
         # which export and predict took for an old model ("retrain") and train for a finished run
-        for stale in run_dir.glob(".model.tmp-*"):  # of a save killed before (SIGKILL)
-            shutil.rmtree(stale, ignore_errors=True)
         with atomic_dir(run_dir / "model") as tmp:
             save_model(trainer.model, tok, pre, tmp)
             save_pipeline(tmp, *pipeline_record(cfg, dataset_dir, data))

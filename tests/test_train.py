@@ -456,3 +456,31 @@ def test_resume_of_a_run_stopped_before_its_first_checkpoint_says_how_to_go_on(t
     assert cli("train", "--resume", tmp_path / "run") == 2
     assert "run: no such run directory (a run stopped before its first checkpoint leaves none behind): start " \
            "it again with --config, --data and --out" in capsys.readouterr().err
+
+
+def test_a_wandb_run_records_the_config_labels_and_data_hashes(sample_dataset, tmp_path, monkeypatch):
+    """With logging.wandb the wandb run held only the Trainer's arguments and the model config: nothing named
+    the dataset, its hash or nabra's own settings (the pooling, the prefix, the label maps)."""
+    import wandb
+    from transformers import TrainerCallback
+
+    from nabra.train.trainer import run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    seen = {}
+
+    class Seen(TrainerCallback):
+        def on_train_end(self, args, state, control, **kw):
+            seen.update(dict(wandb.run.config))
+
+    cfg = load_train_config(TINY, TINY_FAST + ["training.max_steps=2", "logging.wandb=true"])
+    try:
+        run(cfg, sample_dataset, tmp_path / "run", callbacks=[Seen()], log=lambda *a: None)
+    finally:
+        wandb.finish()
+    rec, info = seen["nabra"], json.loads((tmp_path / "run/run_info.json").read_text())
+    assert rec["dataset_content_hash"] == info["dataset_content_hash"] and rec["train_ids_hash"] == info["train_ids_hash"]
+    assert rec["config"]["model"]["pooling"] == cfg.model.pooling and rec["label_maps"] == info["label_maps"]
+    assert list(tmp_path.glob("wandb/offline-run-*"))

@@ -296,6 +296,23 @@ def training_args(cfg: TrainConfig, run_dir: Path, label_names: list[str]):
     )
 
 
+class _WandbRecord:
+    """Puts nabra's resolved config, label maps and data hashes into the wandb run's config: the Trainer's
+    WandbCallback records only its TrainingArguments and the model config, so a wandb run named no data."""
+
+    def __new__(cls, record: dict):
+        from transformers import TrainerCallback
+
+        class Cb(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kw):  # after WandbCallback started the run
+                import wandb
+
+                if state.is_world_process_zero and wandb.run is not None:
+                    wandb.config.update({"nabra": record}, allow_val_change=True)
+
+        return Cb()
+
+
 class _JsonlLogger:
     """Appends every Trainer log (loss, lr, eval metrics) to metrics.jsonl."""
 
@@ -456,9 +473,12 @@ def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, l
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
     args = args or training_args(cfg, run_dir, [f"labels_{t}" for t in label_lists])
-    start = last_complete_checkpoint(run_dir / "checkpoints", print) if resume else None
-    if start:
-        drop_logs_after(run_dir / "metrics.jsonl", int(Path(start).name.split("-")[-1]))
+    start = None
+    if resume:  # several processes: the main one removes a checkpoint cut short, then the others look
+        with args.main_process_first(local=False, desc="the checkpoint to resume"):
+            start = last_complete_checkpoint(run_dir / "checkpoints", print if main_process() else (lambda *a: None))
+            if main_process():
+                drop_logs_after(run_dir / "metrics.jsonl", int(Path(start).name.split("-")[-1]))
     cbs = [_JsonlLogger(run_dir / "metrics.jsonl"), _EpochOrder(start)]
     if cfg.training.early_stopping_patience > 0 and cfg.training.select_best:
         cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
@@ -541,6 +561,7 @@ def run(cfg: TrainConfig, dataset_dir: str | Path, out: str | Path, resume: bool
     from transformers import set_seed
 
     run_dir = Path(out)
+    log = log if main_process() else (lambda *a, **k: None)  # several processes: the main one speaks
     cfg = absolute_model_path(cfg)
     if cfg.training.threads:
         torch.set_num_threads(cfg.training.threads)
@@ -613,7 +634,6 @@ def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, 
     if resume:
         check_same_data(run_dir, dataset_dir, data)
     args = training_args(cfg, run_dir, [f"labels_{t}" for t in label_lists])  # starts the process group, if any
-    log = log if main_process() else (lambda *a, **k: None)
     # several processes: the main one trains the tiny tokenizer and writes the run's files, then the others
     # start (and read that tokenizer), so each file is written once and every process has the same vocabulary
     with args.main_process_first(local=False, desc="run files"):
@@ -638,6 +658,10 @@ def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, 
         probes = probe_heads(model, tok, train_ds, dev_ds, label_lists, log)
         log("heads start as linear probes (dev macro-F1 " +
             ", ".join(f"{t} {p['dev_macro_f1']:.3f} at C={p['C']:g}" for t, p in probes.items()) + ")")
+    if cfg.logging.wandb:
+        callbacks = [_WandbRecord({"config": cfg.model_dump(), "dataset_dir": str(Path(dataset_dir).resolve()),
+                                   **data_record(dataset_dir, data), "label_maps": label_lists, **provenance()}),
+                     *(callbacks or [])]
     trainer = train_model(cfg, model, tok, train_ds, dev_ds, run_dir, label_lists, resume, callbacks, args)
     trainer.remove_callback(EarlyStoppingCallback)  # it looked for eval_* in the dev_* scores below, and warned
     metrics = trainer.evaluate(dev_ds, metric_key_prefix="dev")

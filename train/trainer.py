@@ -291,7 +291,7 @@ def training_args(cfg: TrainConfig, run_dir: Path, label_names: list[str]):
         length_column_name="length", label_names=label_names,
         dataloader_num_workers=t.dataloader_workers, dataloader_pin_memory=torch.cuda.is_available(),
         disable_tqdm=False,
-        log_level_replica="passive",  # the default "warning" printed the Trainer's warnings again from each replica
+        log_level_replica="passive",  # the default level, warning, printed the Trainer's warnings again from each replica
         **precision_args(cfg),
     )
 

@@ -484,3 +484,23 @@ def test_a_wandb_run_records_the_config_labels_and_data_hashes(sample_dataset, t
     assert rec["dataset_content_hash"] == info["dataset_content_hash"] and rec["train_ids_hash"] == info["train_ids_hash"]
     assert rec["config"]["model"]["pooling"] == cfg.model.pooling and rec["label_maps"] == info["label_maps"]
     assert list(tmp_path.glob("wandb/offline-run-*"))
+
+
+def test_a_batch_without_labels_of_one_task_leaves_the_weights_finite():
+    """Statements may lack a task's label (-100). A batch where none has it made cross_entropy's mean over no
+    element NaN, and one backward step turned every weight NaN, silently."""
+    import torch
+
+    from nabra.config import TinyModel
+    from nabra.train.model import NabraModel, tiny_bert_config
+
+    torch.manual_seed(0)
+    model = NabraModel.from_encoder_config(tiny_bert_config(TinyModel(vocab_size=50), 50, 0, 32),
+                                           {"stance": ["a", "b", "c"], "sentiment": ["x", "y"]})
+    ids = torch.randint(1, 50, (4, 8))
+    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels_stance=torch.tensor([0, 1, 2, 0]),
+                labels_sentiment=torch.full((4,), -100))
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert model.heads["sentiment"].weight.grad is not None  # still in the graph: several processes need it

@@ -121,6 +121,9 @@ class NabraModel(PreTrainedModel):
                 y = labels.get(f"labels_{t}")
                 if y is None:
                     continue
+                if not (y != -100).any():  # no label of this task in the batch: cross_entropy's mean over none is
+                    loss = loss + lg.sum() * 0.0  # NaN, which made every weight NaN; the zero keeps the head in
+                    continue  # the graph, as several processes (DDP) need
                 weight = getattr(self, f"class_weight_{t}", None)
                 task_loss = nn.functional.cross_entropy(lg.float(), y, weight=weight, ignore_index=-100)
                 loss = loss + self.config.loss_weights.get(t, 1.0) * task_loss

@@ -469,14 +469,14 @@ def probe_heads(model, tok, train_ds, dev_ds, label_lists: dict, log=None) -> di
 
 
 def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, label_lists: dict,
-                resume: bool = False, callbacks=None, args=None):
+                resume: bool = False, callbacks=None, args=None, log=print):
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer
 
     args = args or training_args(cfg, run_dir, [f"labels_{t}" for t in label_lists])
     start = None
     if resume:  # several processes: the main one removes a checkpoint cut short, then the others look
         with args.main_process_first(local=False, desc="the checkpoint to resume"):
-            start = last_complete_checkpoint(run_dir / "checkpoints", print if main_process() else (lambda *a: None))
+            start = last_complete_checkpoint(run_dir / "checkpoints", log)
             if main_process():
                 drop_logs_after(run_dir / "metrics.jsonl", int(Path(start).name.split("-")[-1]))
     cbs = [_JsonlLogger(run_dir / "metrics.jsonl"), _EpochOrder(start)]
@@ -662,7 +662,7 @@ def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, 
         callbacks = [_WandbRecord({"config": cfg.model_dump(), "dataset_dir": str(Path(dataset_dir).resolve()),
                                    **data_record(dataset_dir, data), "label_maps": label_lists, **provenance()}),
                      *(callbacks or [])]
-    trainer = train_model(cfg, model, tok, train_ds, dev_ds, run_dir, label_lists, resume, callbacks, args)
+    trainer = train_model(cfg, model, tok, train_ds, dev_ds, run_dir, label_lists, resume, callbacks, args, log)
     trainer.remove_callback(EarlyStoppingCallback)  # it looked for eval_* in the dev_* scores below, and warned
     metrics = trainer.evaluate(dev_ds, metric_key_prefix="dev")
     metrics = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()

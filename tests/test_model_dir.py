@@ -220,7 +220,9 @@ def test_onnx_outputs_that_do_not_fit_the_label_maps_are_named(exported, tmp_pat
     (d / "config.json").write_text(json.dumps(cfg))
     assert cli("predict", d, SAMPLE / "article.txt", "--backend", "onnx") == 2
     err = capsys.readouterr().err
-    assert f"{d / 'model.onnx'}: its outputs have [6, 3] labels" in err and "Traceback" not in err
+    # worded as for model.safetensors below: config.json is what no longer fits
+    assert (f"{d / 'config.json'}: its label maps do not fit model.onnx (stance 6 in the weights, 3 in config.json)"
+            in err) and "Traceback" not in err
 
 
 def test_an_unfinished_run_is_named_as_one(sample_run, tmp_path, capsys):

@@ -84,12 +84,21 @@ def _check_safetensors(path: Path, tasks: dict | None = None) -> None:
         raise ModelDirError(f"{path}: truncated safetensors file ({size:,} bytes, its header needs {need:,}); "
                             "copy or export the model again")
     # an edited config.json was "model.safetensors: cannot be loaded (... look at the above report!)", no report
-    heads = {t: header.get(f"heads.{t}.bias", {}).get("shape") for t in tasks or {}}
-    bad = [f"{t} {h[0]} in the weights, {len(tasks[t])} in config.json" for t, h in heads.items()
-           if isinstance(h, list) and h and isinstance(tasks[t], list) and h[0] != len(tasks[t])]
+    shapes = [header.get(f"heads.{t}.bias", {}).get("shape") for t in tasks or {}]
+    check_head_widths(path, [s[0] if isinstance(s, list) and s else None for s in shapes], tasks or {})
+
+
+def check_head_widths(weights: Path, widths: list, tasks: dict) -> None:
+    """Each task's head in `weights` (safetensors or ONNX) must give as many outputs as config.json has
+    labels for it; `widths` in task order, None where unknown. One message for both backends: the
+    config.json beside the weights is what was edited or copied from another model."""
+    bad = [f"{t} {w} in the weights, {len(labels)} in config.json" for (t, labels), w in zip(tasks.items(), widths)
+           if isinstance(w, int) and isinstance(labels, list) and w != len(labels)]
+    if len(widths) != len(tasks):
+        bad.append(f"{len(widths)} heads in the weights, {len(tasks)} tasks in config.json")
     if bad:
-        raise ModelDirError(f"{path.parent / 'config.json'}: its label maps do not fit {path.name} "
-                            f"({'; '.join(bad)}): the config of another model?")
+        raise ModelDirError(f"{weights.parent / 'config.json'}: its label maps do not fit {weights.name} "
+                            f"({'; '.join(bad)}): the config of another model? Copy or export the model again")
 
 
 def no_onnx(directory: Path, onnx_file: str) -> str:

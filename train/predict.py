@@ -18,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from nabra.train.model_dir import ModelDirError, corpus_config, load_pipeline, no_onnx, validate
+from nabra.train.model_dir import ModelDirError, check_head_widths, corpus_config, load_pipeline, no_onnx, validate
 from nabra.train.text import Preprocessor
 
 
@@ -94,11 +94,7 @@ class StanceClassifier:
             self.onnx_inputs = [i.name for i in self.session.get_inputs()]
             # the graph's logits must fit the label maps of config.json (an edited or mismatched config
             # broke later, inside numpy, with a shape error)
-            widths = [o.shape[-1] for o in self.session.get_outputs()]
-            want = [len(l) for l in self.tasks.values()]
-            if len(widths) != len(want) or any(isinstance(w, int) and w != n for w, n in zip(widths, want)):
-                raise ModelDirError(f"{f}: its outputs have {widths} labels, {directory / 'config.json'} has "
-                                    f"{want} ({', '.join(self.tasks)}): export the model again")
+            check_head_widths(f, [o.shape[-1] for o in self.session.get_outputs()], self.tasks)
         else:
             raise ValueError(f"backend must be torch or onnx, got {backend!r}")
 

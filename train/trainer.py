@@ -669,7 +669,7 @@ def _run(cfg: TrainConfig, dataset_dir, run_dir: Path, resume: bool, callbacks, 
                if "runtime" not in k and "per_second" not in k}
     metrics["best_checkpoint"] = Path(trainer.state.best_model_checkpoint or "").name if cfg.training.select_best else "last"
     metrics["global_step"] = trainer.state.global_step
-    if trainer.is_world_process_zero():
+    if main_process():
         # written whole or not at all: a run killed while saving left a model/ without nabra_pipeline.json,
         # which export and predict took for an old model ("retrain") and train for a finished run
         with atomic_dir(run_dir / "model") as tmp:

@@ -388,6 +388,26 @@ def test_a_clean_rerun_of_export_or_import_leaves_no_earlier_rejects_file(sample
     assert not (tmp_path / "back.rejects.txt").exists()
 
 
+def test_an_import_killed_while_writing_leaves_no_earlier_rejects_file(sample_corpus, tmp_path, monkeypatch):
+    """The earlier import's rejects file was removed only after the new records were written: an import
+    killed between the two left new records beside reasons that were not theirs."""
+    import nabra.data.annotate as annotate
+
+    recs = _records_for(sample_corpus)
+    annotate.write_records(recs, tmp_path / "gold_in.jsonl")
+    assert cli("annotate", "export", "--corpus", sample_corpus, "--out", tmp_path / "batch.json",
+               "--ids", tmp_path / "gold_in.jsonl", "--pass", "1") == 0
+    (tmp_path / "back.rejects.txt").write_text("an earlier import's reason\n", encoding="utf-8")
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(annotate, "write_records", killed)
+    assert cli("annotate", "import", tmp_path / "batch.csv", "--corpus", sample_corpus,
+               "--out", tmp_path / "back.jsonl") == 130
+    assert not (tmp_path / "back.rejects.txt").exists()
+
+
 def test_annotate_export_refuses_to_write_over_its_ids_file(sample_corpus, tmp_path, capsys):
     """`--ids batch.jsonl --out batch.jsonl` replaced the drawn batch with the Label Studio JSON (import
     refuses the same mistake); so for --out X.csv over an --ids X.json."""

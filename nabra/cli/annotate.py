@@ -205,14 +205,14 @@ def run_export(args) -> int:
     rows = ids[keep].merge(st[["statement_id", "article_id", "start", "end", "text_sha1", "text"]], on="statement_id")
     missing = sorted(set(ids.statement_id) - set(rows.statement_id))
     rej = out.with_suffix(".rejects.txt")
+    # an earlier run's list would read as this export's, also when this one is killed before its own list
+    rej.unlink(missing_ok=True)
+    out_json, out_csv = task_files(out)
+    n = export_tasks(rows, out_json, out_csv)
     if missing:  # ids of another corpus, or mistyped: said, and listed, rather than dropped
         write_atomic(rej, "".join(f"{i}: not in the corpus {args.corpus}\n" for i in missing))
         print(f"warning: {len(missing)} id(s) not in the corpus, not exported (listed in {rej}): "
               + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
-    else:  # an earlier run's list would read as this export's
-        rej.unlink(missing_ok=True)
-    out_json, out_csv = task_files(out)
-    n = export_tasks(rows, out_json, out_csv)
     print(f"exported {n} tasks -> {out_json} and {out_csv}")
     return 0
 
@@ -230,14 +230,15 @@ def run_import(args) -> int:
     recs, errors = import_file(args.file, st, load_labels(), annotator=args.annotator, pass_=pass_)
     for e in errors:
         print(f"rejected: {e}", file=sys.stderr)
+    rej = Path(args.out).with_suffix(".rejects.txt")
+    # an earlier import's reasons would read as this one's, also beside records of a run killed before its own
+    rej.unlink(missing_ok=True)
     if recs:
         write_records(recs, args.out)
-    rej = Path(args.out).with_suffix(".rejects.txt")
     if errors:
         write_atomic(rej, "\n".join(errors) + "\n")
         print(f"imported {len(recs)} record(s), rejected {len(errors)} (reasons in {rej})", file=sys.stderr)
         return 1
-    rej.unlink(missing_ok=True)  # an earlier import's reasons would read as this one's
     print(f"imported {len(recs)} record(s) -> {args.out}")
     return 0
 

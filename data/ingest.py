@@ -119,6 +119,11 @@ def decode(data: bytes, name: str) -> tuple[str | None, str | None]:
 _HIGH_BYTES = bytes(range(0x80, 0x100))
 
 
+def _empty(data: bytes) -> str:
+    # a file of spaces and newlines is not 0 bytes: "empty" sent users to check a copy that had worked
+    return "empty file" if not data else f"no text (only whitespace, {len(data):,} bytes)"
+
+
 def _mostly_utf8(data: bytes) -> bool:
     """UTF-8 but for a few stray bytes (at most 1 in 20 non-ASCII bytes fails). Windows-1256 Arabic
     fails at nearly every letter, as its letters are single bytes that UTF-8 reads as broken sequences."""
@@ -280,7 +285,7 @@ def _read_zip(path: Path) -> Iterator[Item]:
             yield Problem(name, f"corrupt zip member, skipped ({type(e).__name__}: {e})")
             continue
         if not data.strip():
-            yield Problem(name, "empty file")  # as for a file on disk
+            yield Problem(name, _empty(data))  # as for a file on disk
             continue
         suffix = Path(m).suffix.lower()
         text, err = decode(data, name)
@@ -392,7 +397,7 @@ def _read_file(path: Path, span: tuple[int, int, int] | None = None) -> Iterator
         return
     if not data.strip():
         if not span:  # a blank range of a larger file is no problem
-            yield Problem(name, "empty file")
+            yield Problem(name, _empty(data))
         return
     text, err = decode(data, name)
     first_line = span[2] if span else 1

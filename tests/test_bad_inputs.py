@@ -63,7 +63,8 @@ def test_empty_zip_and_empty_member_are_reported_like_empty_files(tmp_path, caps
     assert cli("corpus", "build", "--input", tmp_path / "none.zip", tmp_path / "day.zip", "--out", tmp_path / "c",
                "--no-progress") == 0
     err = capsys.readouterr().err
-    assert "none.zip: zip holds no file" in err and "day.zip!2015-01-01.json: empty file" in err
+    # the member holds a space and a newline: not called empty, as a 0-byte file is
+    assert "none.zip: zip holds no file" in err and "day.zip!2015-01-01.json: no text (only whitespace, 2 bytes)" in err
     rejects = [json.loads(l) for l in (tmp_path / "c/rejects.jsonl").read_text(encoding="utf-8").splitlines()]
     assert sum(r["kind"] == "input" for r in rejects) == 2
     assert len(load_corpus(tmp_path / "c")[1]) == 30

@@ -105,12 +105,14 @@ def test_predict_reads_stdin(sample_run, monkeypatch, capsys):
 
 def test_predict_bad_inputs_are_reported_and_the_rest_processed(sample_run, tmp_path, capsys):
     (tmp_path / "empty.txt").write_text("", "utf-8")
+    (tmp_path / "blank.txt").write_text(" \n\n", "utf-8")
     (tmp_path / "english.txt").write_text("This page is in English only. Nothing Arabic here at all.", "utf-8")
-    code = cli("predict", sample_run, tmp_path / "empty.txt", tmp_path / "english.txt", tmp_path / "missing.txt",
-               SAMPLE / "article.txt", "--format", "jsonl")
+    code = cli("predict", sample_run, tmp_path / "empty.txt", tmp_path / "blank.txt", tmp_path / "english.txt",
+               tmp_path / "missing.txt", SAMPLE / "article.txt", "--format", "jsonl")
     cap = capsys.readouterr()
     assert code == 0
-    assert "empty.txt: empty file" in cap.err and "english.txt" in cap.err and "no Arabic statement" in cap.err
+    assert "empty.txt: empty file" in cap.err and "blank.txt: no text (only whitespace, 3 bytes)" in cap.err
+    assert "english.txt" in cap.err and "no Arabic statement" in cap.err
     assert "missing.txt: no such file" in cap.err
     assert len(cap.out.strip().splitlines()) == 6
 

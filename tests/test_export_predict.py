@@ -247,7 +247,7 @@ def test_export_refuses_another_models_report(sample_run, sample_dataset, export
     assert "not " + str(sample_run) in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
-def test_int8_weights_in_7_bits_on_request_and_by_cpu(sample_run, exported, tmp_path):
+def test_int8_weights_in_7_bits_on_request_and_by_cpu(sample_run, exported, tmp_path, capsys):
     """On an x86 CPU without VNNI, onnxruntime's int8 kernel saturates 8-bit weights: the demo's e5 model
     exported on an AVX2 machine agreed with PyTorch on 92.6% / 96.5% of test statements (stance /
     sentiment), with 7-bit weights 96.5% / 97.4%. auto follows this CPU; the choice is recorded."""
@@ -259,6 +259,12 @@ def test_int8_weights_in_7_bits_on_request_and_by_cpu(sample_run, exported, tmp_
                "--int8-reduce-range", "on") == 0
     on = json.loads((tmp_path / "on" / "export_info.json").read_text())
     assert on["int8_reduce_range"] is True and max(on["int8_max_abs_logit_diff"].values()) < 1.0
+    # a folder whose fp32 graph was left behind (copied without it to save space): --backend onnx takes
+    # model.int8.onnx, and says so (it was silent)
+    (tmp_path / "on" / "model.onnx").unlink()
+    capsys.readouterr()
+    assert cli("predict", tmp_path / "on", SAMPLE / "article.txt", "--backend", "onnx") == 0
+    assert f"note: {tmp_path / 'on'} holds no model.onnx; labelling with model.int8.onnx" in capsys.readouterr().err
 
 
 def test_python_api_loads_without_transformers_warnings(sample_run, exported):

@@ -47,6 +47,7 @@ class StanceClassifier:
 
         self.dir = directory
         self.backend = backend
+        self.onnx_file = onnx_file if backend == "onnx" else None  # the graph in use (from_pretrained may pick int8)
         cfg = json.loads((directory / "config.json").read_text(encoding="utf-8"))
         order = cfg.get("task_order") or list(cfg["tasks"])
         self.tasks: dict[str, list[str]] = {t: cfg["tasks"][t] for t in order}

@@ -22,7 +22,8 @@ def register(sub) -> None:
                         "column: '#N' in a JSON array, 'line N' in JSON Lines), the HTML page's extracted text")
     p.add_argument("--format", default="table", choices=["table", "jsonl", "csv"])
     p.add_argument("--backend", default="torch", choices=["torch", "onnx"])
-    p.add_argument("--onnx-file", default=None, help="with --backend onnx: model.onnx (default) or model.int8.onnx")
+    p.add_argument("--onnx-file", default=None, help="with --backend onnx: model.onnx (default) or model.int8.onnx (used when the "
+                   "export wrote only that)")
     p.add_argument("--batch-size", type=positive_int, default=32)
     p.add_argument("--out", default="-", help="output file (default: stdout); written atomically")
     p.add_argument("--strict", action="store_true", help="exit 1 when any input had a problem (the rest is still labelled)")
@@ -68,6 +69,8 @@ def run(args) -> int:
     if args.onnx_file:
         kw["onnx_file"] = args.onnx_file
     clf = StanceClassifier.from_pretrained(args.model, backend=args.backend, **kw)
+    if clf.onnx_file and clf.onnx_file != (args.onnx_file or "model.onnx"):  # an int8-only export: said, not silent
+        print(f"note: {args.model} holds no model.onnx; labelling with {clf.onnx_file}", file=sys.stderr)
     if args.out == "-":
         n_rows, n_art, problems = write_rows(clf, args, sys.stdout)
     else:

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO_ROOT, cli
 
 
@@ -47,5 +49,9 @@ def test_two_processes_pretrain_into_one_folder(sample_corpus, tmp_path):
                     "--out", tmp_path / "mlm", *[a for s in sets for a in ("--set", s)], cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("checkpoint written to") == 1, res.stdout
-    assert json.loads((tmp_path / "mlm/pretrain_info.json").read_text())["steps"] == 2
+    info = json.loads((tmp_path / "mlm/pretrain_info.json").read_text())
+    assert info["steps"] == 2
+    # the recorded loss is both processes' (it was the main one's own below the Trainer's logging steps)
+    per = info["train_loss_per_process"]
+    assert len(per) == 2 and per[0] != per[1] and info["train_loss"] == pytest.approx(sum(per) / 2, abs=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlm"]  # no temp folder of either process left

@@ -79,12 +79,19 @@ def _train(cfg: PretrainConfig, tok, model, pre, ds, man: dict, out: Path) -> di
     collator = DataCollatorForLanguageModeling(tok, mlm_probability=cfg.mlm_probability)
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, processing_class=tok)
     res = trainer.train()
+    losses = [res.training_loss]
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # the Trainer averages the loss over processes only at its logging steps: the steps after the last
+        # one (all of them in a short run) were the main process's own, reported as the run's loss
+        losses = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(losses, res.training_loss)
     model.save_pretrained(out)
     readable_weights(out)
     tok.save_pretrained(out)
     pre.save(out)
     info = {"corpus_content_hash": man["content_hash"], "statements": len(ds), "steps": trainer.state.global_step,
-            "train_loss": round(res.training_loss, 4), "config": cfg.model_dump(), "versions": versions(),
+            "train_loss": round(sum(losses) / len(losses), 4),
+            **({"train_loss_per_process": [round(x, 4) for x in losses]} if len(losses) > 1 else {}), "config": cfg.model_dump(), "versions": versions(),
             "precision": resolve_precision(t.precision)}
     write_json(out / "pretrain_info.json", info)
     return info

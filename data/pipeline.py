@@ -52,6 +52,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from nabra.config import CorpusConfig
 from nabra.errors import UserError
+from nabra.io import prepare_work  # noqa: F401 - the build's work folder; data.corpus calls it from here
 
 NUM_BANDS = 16  # rensa RMinHashLSH(num_bands=16), as the in-memory builder used
 BAND_TASKS = 4  # band tasks per hash partition (each takes every 4th band): fewer, larger tasks
@@ -777,20 +778,6 @@ def _fingerprint(files: list[Path], cfg: CorpusConfig, tasks: int, partitions: i
     return {"files": [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
             "config": cfg.model_dump(), "tasks": tasks, "partitions": partitions, "part_format": PART_FORMAT,
             "units": [list(u) for u in units]}
-
-
-def prepare_work(work: Path, fingerprint: dict) -> bool:
-    """Reuses WORK when it belongs to the same build (resume); else starts it afresh. True if resumed."""
-    job = work / "job.json"
-    if job.exists() and json.loads(job.read_text()) == fingerprint:
-        return True
-    if work.exists() and not job.exists() and any(work.iterdir()):  # never delete a folder nabra did not make
-        raise UserError(f"--work {work} holds files of its own (no job.json of a nabra build): give a new or empty folder")
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    job.write_text(json.dumps(fingerprint))
-    return False
 
 
 def run_stages(units: list[Unit], work: Path, cfg: CorpusConfig, tasks: int, workers: int, executor: str,

@@ -389,7 +389,9 @@ class PretrainConfig(Strict):
 # fine-tuning setting it would record without applying
 PRETRAIN_USES = {"model": {"name_or_path", "tiny", "preprocess", "preprocess_model", "max_length"},
                  "training": {"seed", "epochs", "max_steps", "batch_size", "grad_accum", "learning_rate",
-                              "weight_decay", "warmup", "group_by_length", "precision", "dataloader_workers", "threads"}}
+                              "weight_decay", "warmup", "group_by_length", "precision", "dataloader_workers", "threads",
+                              # when pretraining checkpoints (it does not evaluate): what a kill can lose
+                              "eval_strategy", "eval_steps", "save_total_limit"}}
 
 
 def load_pretrain_config(path: str | Path, overrides: list[str] | None = None) -> PretrainConfig:

@@ -221,6 +221,28 @@ def _check_replaceable(out: Path, new: Path, also: tuple[str, ...] = ()) -> None
                    "this command", "not replaced (nothing was written); give a new or empty folder, or remove it first")
 
 
+def prepare_work(work: Path, fingerprint: dict, what: str = "--work") -> bool:
+    """Reuses WORK when it belongs to the same job (resume: the corpus build's parts, pretraining's
+    checkpoints); else starts it afresh. True if resumed. `what` names the folder in the message."""
+    job = work / "job.json"
+    if job.exists() and _json_or_none(job) == json.loads(json.dumps(fingerprint)):
+        return True
+    if work.exists() and not job.exists() and any(work.iterdir()):  # never delete a folder nabra did not make
+        raise UserError(f"{what} {work} holds files of its own (no job.json of a nabra run): give a new or empty folder")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    write_json(job, fingerprint)
+    return False
+
+
+def _json_or_none(path: Path):
+    try:  # a job.json cut short by a kill: another job, started afresh
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def refuse_file(where: str | Path, out: Path, fix: str = "give a folder for the output") -> None:
     """`out` an existing file: writing a folder there was a FileExistsError traceback."""
     if out.exists() and not out.is_dir():

@@ -255,6 +255,47 @@ def test_pretrain_then_train_from_the_checkpoint(sample_corpus, sample_dataset, 
     assert np.abs(a - b).max() < 0.1
 
 
+def test_a_killed_pretrain_resumes_from_its_last_checkpoint(sample_corpus, tmp_path, capsys):
+    """`nabra pretrain` saved no checkpoint (save_strategy "no", the run in a temp folder): a kill lost
+    every step done, hours of AraBERT's adaptation on a GPU. Now the same command resumes."""
+    from transformers import TrainerCallback
+
+    from nabra.config import load_pretrain_config
+    from nabra.train.pretrain import run
+
+    sets = ["max_statements=60", "training.max_steps=6", "model.tiny.vocab_size=500",
+            "training.eval_strategy=steps", "training.eval_steps=2"]
+    cmd = ["pretrain", "--config", REPO_ROOT / "configs/pretrain/tiny.yaml", "--corpus", sample_corpus,
+           "--out", tmp_path / "mlm", *[a for s in sets for a in ("--set", s)]]
+
+    class Kill(TrainerCallback):
+        def on_save(self, args, state, control, **kw):  # called once the checkpoint is written
+            if state.global_step == 4:
+                raise KeyboardInterrupt
+
+    def killed(extra=()):
+        with pytest.raises(KeyboardInterrupt):
+            run(load_pretrain_config(REPO_ROOT / "configs/pretrain/tiny.yaml", sets + list(extra)), sample_corpus,
+                tmp_path / "mlm", log=lambda *a: None, callbacks=[Kill()])
+
+    killed()
+    ckpts = tmp_path / ".mlm.work/checkpoints"
+    assert not (tmp_path / "mlm").exists() and sorted(c.name for c in ckpts.iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    (ckpts / "checkpoint-5").mkdir()  # a save cut short by the kill: no trainer_state.json
+    capsys.readouterr()
+    assert cli(*cmd) == 0
+    out = capsys.readouterr().out
+    assert f"resuming from {ckpts / 'checkpoint-4'}" in out and "checkpoint-5: saving was cut short" in out
+    info = json.loads((tmp_path / "mlm/pretrain_info.json").read_text())
+    assert info["steps"] == 6 and info["resumed_from"] == "checkpoint-4"
+    assert not (tmp_path / ".mlm.work").exists()  # gone with the finished run: a rerun starts afresh
+    # stopped again, then run with another learning rate: another run, which does not continue this one
+    killed()
+    assert cli(*cmd, "--set", "training.learning_rate=5e-4") == 0
+    assert "resuming" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "mlm/pretrain_info.json").read_text())["resumed_from"] is None
+
+
 def test_linear_probe_starts_each_head_as_its_dev_chosen_logistic_regression(sample_dataset):
     """training.linear_probe (LP-FT): the heads hold the probes' weights, so the untrained model predicts
     dev as the chosen probe does and scores its dev macro-F1; a two-class head gives the logistic's

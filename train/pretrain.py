@@ -4,18 +4,22 @@ Domain-adaptive pretraining: continues a given checkpoint (AraBERT, `model.name_
 starts the tiny BERT from scratch (`model.name_or_path: null` + `model.tiny`). Writes OUT/ with
 the MLM model (safetensors), tokenizer and preprocessing settings: a folder that `nabra train`
 accepts as `model.name_or_path`. Also OUT/pretrain_info.json (corpus hash, steps, final loss).
+Checkpoints go to .OUT.work/ beside OUT (`training.eval_strategy`/`eval_steps` say when): a run killed
+mid-way is resumed by the same command from its last complete checkpoint; the folder goes when OUT is
+written.
 """
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
 from nabra.config import ConfigError, PretrainConfig
-from nabra.io import atomic_dir, readable_weights, refuse_foreign, versions, write_json
+from nabra.io import atomic_dir, prepare_work, readable_weights, refuse_foreign, versions, write_json
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
 
 
-def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print) -> dict:
+def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print, callbacks=()) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForMaskedLM, BertForMaskedLM, set_seed
@@ -54,31 +58,66 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print)
             model.resize_token_embeddings(len(tok))
     enc = tok(texts, truncation=True, max_length=m.max_length, return_special_tokens_mask=True)
     ds = Dataset.from_dict({k: enc[k] for k in enc.keys()} | {"length": [len(x) for x in enc["input_ids"]]})
+    work = out.parent / f".{out.name}.work"  # checkpoints, kept after a kill so that the same command resumes
+    args = _args(cfg, work / "checkpoints")
+    # the run's identity: a changed config or corpus starts afresh rather than continue another run
+    job = {"config": cfg.model_dump(), "corpus_content_hash": man["content_hash"], "statements": len(ds)}
+    with args.main_process_first(local=False, desc="the checkpoint to resume"):
+        start = _checkpoint_to_resume(work, job, log)  # the main process first: it clears what it must
     if not main_process():  # another process of a torchrun / accelerate launch: it trains its share of each
         with tempfile.TemporaryDirectory() as tmp:  # batch; the main one alone writes --out
-            return _train(cfg, tok, model, pre, ds, man, Path(tmp))
-    with atomic_dir(out) as tmp:  # a kill leaves no half-written checkpoint in --out
-        return _train(cfg, tok, model, pre, ds, man, tmp)
+            return _train(cfg, args, tok, model, pre, ds, man, Path(tmp), start, callbacks)
+    with atomic_dir(out) as tmp:  # a kill leaves no half-written model in --out
+        info = _train(cfg, args, tok, model, pre, ds, man, tmp, start, callbacks)
+    shutil.rmtree(work)
+    return info
 
 
-def _train(cfg: PretrainConfig, tok, model, pre, ds, man: dict, out: Path) -> dict:
+def _checkpoint_to_resume(work: Path, job: dict, log) -> str | None:
+    """The last complete checkpoint in WORK of this same run, or None (WORK made afresh)."""
+    from nabra.train.trainer import last_complete_checkpoint, main_process
+
+    if not main_process():
+        return last_complete_checkpoint(work / "checkpoints", must=False, log=lambda *a: None)
+    if not prepare_work(work, job, "pretraining's work folder"):
+        return None
+    start = last_complete_checkpoint(work / "checkpoints", must=False, log=log)
+    if start:
+        log(f"resuming from {start} (a run of the same config and corpus was stopped there)")
+    return start
+
+
+def _args(cfg: PretrainConfig, checkpoints: Path):
     import torch
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+    from transformers import TrainingArguments
 
-    from nabra.train.trainer import precision_args, resolve_precision
+    from nabra.train.trainer import precision_args
 
     t = cfg.training
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
+    steps = t.eval_strategy == "steps"
+    return TrainingArguments(
+        output_dir=str(checkpoints), num_train_epochs=t.epochs, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
         learning_rate=t.learning_rate, weight_decay=t.weight_decay, warmup_steps=t.warmup, logging_steps=50,
-        save_strategy="no", report_to="none", seed=t.seed, data_seed=t.seed, length_column_name="length",
-        dataloader_pin_memory=torch.cuda.is_available(), full_determinism=not torch.cuda.is_available(),
+        save_strategy=t.eval_strategy, save_steps=t.eval_steps if steps else None,
+        save_total_limit=t.save_total_limit, report_to="none", seed=t.seed, data_seed=t.seed,
+        length_column_name="length", dataloader_pin_memory=torch.cuda.is_available(),
+        full_determinism=not torch.cuda.is_available(),
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         dataloader_num_workers=t.dataloader_workers, **precision_args(cfg))
+
+
+def _train(cfg: PretrainConfig, args, tok, model, pre, ds, man: dict, out: Path, start: str | None,
+           callbacks=()) -> dict:
+    import torch
+    from transformers import DataCollatorForLanguageModeling, Trainer
+
+    from nabra.train.trainer import EpochOrder, resolve_precision
+
     collator = DataCollatorForLanguageModeling(tok, mlm_probability=cfg.mlm_probability)
-    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, processing_class=tok)
-    res = trainer.train()
+    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, processing_class=tok,
+                      callbacks=[EpochOrder(start), *callbacks])
+    res = trainer.train(resume_from_checkpoint=start)
     losses = [res.training_loss]
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         # the Trainer averages the loss over processes only at its logging steps: the steps after the last
@@ -90,8 +129,8 @@ def _train(cfg: PretrainConfig, tok, model, pre, ds, man: dict, out: Path) -> di
     tok.save_pretrained(out)
     pre.save(out)
     info = {"corpus_content_hash": man["content_hash"], "statements": len(ds), "steps": trainer.state.global_step,
-            "train_loss": round(sum(losses) / len(losses), 4),
-            **({"train_loss_per_process": [round(x, 4) for x in losses]} if len(losses) > 1 else {}), "config": cfg.model_dump(), "versions": versions(),
-            "precision": resolve_precision(t.precision)}
+            "train_loss": round(sum(losses) / len(losses), 4), "resumed_from": Path(start).name if start else None,
+            **({"train_loss_per_process": [round(x, 4) for x in losses]} if len(losses) > 1 else {}),
+            "config": cfg.model_dump(), "versions": versions(), "precision": resolve_precision(cfg.training.precision)}
     write_json(out / "pretrain_info.json", info)
     return info

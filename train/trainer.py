@@ -347,7 +347,7 @@ def drop_logs_after(path: Path, step: int) -> None:
 EPOCH_RNG_FILE = "epoch_rng_state.pt"
 
 
-class _EpochOrder:
+class EpochOrder:
     """Makes a run resumed inside an epoch see that epoch's statements in the uninterrupted order.
 
     HF's LengthGroupedSampler (`group_by_length`, the default) shuffles from torch's global RNG when the
@@ -479,7 +479,7 @@ def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, l
             start = last_complete_checkpoint(run_dir / "checkpoints", log)
             if main_process():
                 drop_logs_after(run_dir / "metrics.jsonl", int(Path(start).name.split("-")[-1]))
-    cbs = [_JsonlLogger(run_dir / "metrics.jsonl"), _EpochOrder(start)]
+    cbs = [_JsonlLogger(run_dir / "metrics.jsonl"), EpochOrder(start)]
     if cfg.training.early_stopping_patience > 0 and cfg.training.select_best:
         cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
@@ -490,9 +490,10 @@ def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, l
     return trainer
 
 
-def last_complete_checkpoint(ckpts: Path, log=print) -> str:
+def last_complete_checkpoint(ckpts: Path, log=print, must: bool = True) -> str | None:
     """The newest checkpoint the Trainer finished saving (trainer_state.json is written last). One cut
-    short by Ctrl-C or a kill is removed: HF took the newest folder and failed on it on every --resume."""
+    short by Ctrl-C or a kill is removed: HF took the newest folder and failed on it on every --resume.
+    None complete: a ConfigError if `must` (train --resume), else None (pretraining starts afresh)."""
     done = []
     for c in ckpts.glob("checkpoint-*"):
         if _readable_json(c / "trainer_state.json") and any(c.glob("*.safetensors")):
@@ -500,6 +501,8 @@ def last_complete_checkpoint(ckpts: Path, log=print) -> str:
         else:  # HF writes trainer_state.json in place: a kill mid-write leaves it truncated
             log(f"{c}: saving was cut short (no complete trainer_state.json, or no weights): removed")
             shutil.rmtree(c)
+    if not done and not must:
+        return None
     if not done:
         raise ConfigError(f"{ckpts}: no complete checkpoint to resume from; start the run again without --resume")
     return str(max(done, key=lambda c: int(c.name.split("-")[-1])))  # HF names them checkpoint-<step>

@@ -26,7 +26,7 @@ from nabra.config import CorpusConfig
 from nabra.data.clean import Cleaner
 from nabra.data.ingest import Problem, RawArticle, expand_inputs, file_sha256
 from nabra.data.segment import Segmenter
-from nabra.io import read_json, read_parquet, sha1_text
+from nabra.io import prepare_work, read_json, read_parquet, sha1_text
 
 _ARABIC = re.compile(r"[\u0621-\u064A\u066E-\u06D3\u06FA-\u06FF]")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -275,7 +275,7 @@ def build(inputs: list[str], out: str | Path, cfg: CorpusConfig, progress: bool 
     fingerprint = pl._fingerprint([f for f in files if str(f) != "-"], cfg, tasks, partitions, units)
     if any(str(f) == "-" for f in files):  # another stdin stream looks the same: never resume one
         fingerprint["stdin"] = os.urandom(8).hex()
-    resumed = pl.prepare_work(work, fingerprint)
+    resumed = prepare_work(work, fingerprint)
     if resumed and log:
         log(f"resuming the build in {work}: completed tasks are skipped")
     stage_times = pl.run_stages(units, work, cfg, tasks, workers, executor, partitions, quiet=not progress)

@@ -51,8 +51,6 @@ from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 
 from nabra.config import CorpusConfig
-from nabra.errors import UserError
-from nabra.io import prepare_work  # noqa: F401 - the build's work folder; data.corpus calls it from here
 
 NUM_BANDS = 16  # rensa RMinHashLSH(num_bands=16), as the in-memory builder used
 BAND_TASKS = 4  # band tasks per hash partition (each takes every 4th band): fewer, larger tasks

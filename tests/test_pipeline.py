@@ -235,12 +235,12 @@ def test_killed_build_resumes_and_skips_completed_tasks(dup_inputs, tmp_path, mo
 
 
 def test_changed_arguments_start_afresh(dup_inputs, tmp_path, capsys):
-    from nabra.data import pipeline as pl
+    from nabra.io import prepare_work
 
     work = tmp_path / "w"
-    assert not pl.prepare_work(work, {"tasks": 2})
-    assert pl.prepare_work(work, {"tasks": 2})
-    assert not pl.prepare_work(work, {"tasks": 3})  # another build: nothing of the old one is reused
+    assert not prepare_work(work, {"tasks": 2})
+    assert prepare_work(work, {"tasks": 2})
+    assert not prepare_work(work, {"tasks": 3})  # another build: nothing of the old one is reused
 
 
 def test_ray_executor_on_a_local_cluster(sample_corpus, tmp_path):
@@ -448,10 +448,10 @@ def test_work_folder_stdin_and_leftovers_are_handled_safely(tmp_path, monkeypatc
     first = load_corpus(tmp_path / "c")[0]
     assert not stale.exists()
     # a stdin build never resumes: two runs on the same stream do not share a fingerprint
-    from nabra.data import pipeline as pl
+    from nabra.data import corpus
 
-    seen, real = [], pl.prepare_work
-    monkeypatch.setattr(pl, "prepare_work", lambda w, fp: seen.append(fp) or real(w, fp))
+    seen, real = [], corpus.prepare_work
+    monkeypatch.setattr(corpus, "prepare_work", lambda w, fp: seen.append(fp) or real(w, fp))
     for _ in range(2):
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
         assert cli("corpus", "build", "--input", "-", "--out", tmp_path / "c", "--no-progress") == 0

@@ -202,6 +202,35 @@ def test_tfidf_baseline_on_arsarcasm_reaches_the_target(tmp_path):
     assert rep["baselines"]["sentiment"]["tfidf_svm"]["headline_f1"] >= 0.64
 
 
+@pytest.mark.shared
+def test_a_benchmark_training_stopped_mid_way_is_continued_with_resume(tmp_path, capsys):
+    """A rerun over a benchmark whose training was killed said "continue it with --resume OUT/run", a flag
+    `nabra benchmark` did not have; a finished one was told to "use --resume" as well."""
+    import shutil
+
+    need_shared("benchmarks", "mawqif")
+    out = tmp_path / "m"
+    first = ["benchmark", "mawqif", "--out", out, "--bootstrap", "20", "--train-config", "tiny"] + [
+        a for s in ("data.max_train_samples=200", "training.max_steps=10", "training.eval_strategy=steps",
+                    "training.eval_steps=5") for a in ("--set", s)]
+    assert cli(*first) == 0
+    # as a kill after the first checkpoint leaves it
+    shutil.rmtree(out / "run/model")
+    shutil.rmtree(out / "run/checkpoints/checkpoint-10")
+    (out / "run/dev_metrics.json").unlink()
+    capsys.readouterr()
+    assert cli(*first) == 2
+    assert f"holds an unfinished training; continue or evaluate it with `nabra benchmark mawqif --out {out} --resume`" \
+        in capsys.readouterr().err
+    assert cli("benchmark", "mawqif", "--out", out, "--resume", "--set", "training.max_steps=40") == 2
+    assert "--set cannot change it" in capsys.readouterr().err
+    assert cli("benchmark", "mawqif", "--out", out, "--resume", "--bootstrap", "20") == 0
+    assert json.loads((out / "run/dev_metrics.json").read_text())["global_step"] == 10
+    assert json.loads((out / "report/report.json").read_text())["provenance"]["models"]
+    assert cli("benchmark", "mawqif", "--out", tmp_path / "new", "--resume") == 2
+    assert "holds no training to continue" in capsys.readouterr().err
+
+
 def test_saved_baselines_score_like_fresh_ones(sample_run, sample_dataset, tmp_path):
     assert cli("baseline", "--data", sample_dataset, "--out", tmp_path / "bl") == 0
     assert (tmp_path / "bl/stance.tfidf_svm.skops").exists()  # no pickle (issue 11)

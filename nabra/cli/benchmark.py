@@ -27,7 +27,6 @@ def run(args) -> int:
     from nabra.config import load_benchmark_config, load_train_config
     from nabra.evaluation.benchmarks import load_benchmark, published_lines
     from nabra.evaluation.report import evaluate, summary_rows
-    from nabra.train.trainer import load_run_config, run as train_run
 
     cfg = load_benchmark_config(args.name)
     out = Path(args.out)
@@ -41,6 +40,8 @@ def run(args) -> int:
     man = load_benchmark(cfg, out / "dataset")
     print(f"{cfg.name}: " + ", ".join(f"{s} {c['statements']}" for s, c in man["counts"].items()))
     model = args.model
+    if args.resume or args.train_config:  # here: a baselines-only benchmark never loads torch and transformers
+        from nabra.train.trainer import load_run_config, run as train_run
     if args.resume:
         tcfg, _ = load_run_config(run_dir)
         train_run(tcfg, out / "dataset", run_dir, resume=True)

@@ -26,7 +26,7 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print,
 
     from nabra.data.corpus import load_corpus
     from nabra.train.model import tiny_bert_config
-    from nabra.train.trainer import main_process, precision_args
+    from nabra.train.trainer import hf_args, main_process, precision_args
 
     out = Path(out)
     if out.is_dir() and not (out / "pretrain_info.json").exists():
@@ -59,7 +59,7 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print,
     enc = tok(texts, truncation=True, max_length=m.max_length, return_special_tokens_mask=True)
     ds = Dataset.from_dict({k: enc[k] for k in enc.keys()} | {"length": [len(x) for x in enc["input_ids"]]})
     work = out.parent / f".{out.name}.work"  # checkpoints, kept after a kill so that the same command resumes
-    args = _args(cfg, work / "checkpoints")
+    args = hf_args(cfg, work / "checkpoints", logging_steps=50, report_to="none")
     # the run's identity: a changed config or corpus starts afresh rather than continue another run
     job = {"config": cfg.model_dump(), "corpus_content_hash": man["content_hash"], "statements": len(ds)}
     with args.main_process_first(local=False, desc="the checkpoint to resume"):
@@ -85,26 +85,6 @@ def _checkpoint_to_resume(work: Path, job: dict, log) -> str | None:
     if start:
         log(f"resuming from {start} (a run of the same config and corpus was stopped there)")
     return start
-
-
-def _args(cfg: PretrainConfig, checkpoints: Path):
-    import torch
-    from transformers import TrainingArguments
-
-    from nabra.train.trainer import precision_args
-
-    t = cfg.training
-    steps = t.eval_strategy == "steps"
-    return TrainingArguments(
-        output_dir=str(checkpoints), num_train_epochs=t.epochs, max_steps=t.max_steps,
-        per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.learning_rate, weight_decay=t.weight_decay, warmup_steps=t.warmup, logging_steps=50,
-        save_strategy=t.eval_strategy, save_steps=t.eval_steps if steps else None,
-        save_total_limit=t.save_total_limit, report_to="none", seed=t.seed, data_seed=t.seed,
-        length_column_name="length", dataloader_pin_memory=torch.cuda.is_available(),
-        full_determinism=not torch.cuda.is_available(),
-        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
-        dataloader_num_workers=t.dataloader_workers, **precision_args(cfg))
 
 
 def _train(cfg: PretrainConfig, args, tok, model, pre, ds, man: dict, out: Path, start: str | None,

@@ -260,9 +260,28 @@ def resolve_precision(p: str) -> str:
     return "bf16" if cpu_bf16() else "fp32"
 
 
-def training_args(cfg: TrainConfig, run_dir: Path, label_names: list[str]):
+def hf_args(cfg, output_dir: Path, **task):
+    """The TrainingArguments `nabra train` and `nabra pretrain` share (schedule, checkpoints, seeds, data
+    order, workers, precision), from cfg.training; `task` adds each one's own (evaluation, logging)."""
     import torch
     from transformers import TrainingArguments
+
+    t = cfg.training
+    steps = t.eval_strategy == "steps"
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=t.epochs, max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate, weight_decay=t.weight_decay, warmup_steps=t.warmup, lr_scheduler_type="linear",
+        save_strategy=t.eval_strategy, save_steps=t.eval_steps if steps else None, save_total_limit=t.save_total_limit,
+        seed=t.seed, data_seed=t.seed, full_determinism=not torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random", length_column_name="length",
+        dataloader_num_workers=t.dataloader_workers, dataloader_pin_memory=torch.cuda.is_available(),
+        log_level_replica="passive",  # the default level, warning, printed the Trainer's warnings again from each replica
+        **precision_args(cfg), **task)
+
+
+def training_args(cfg: TrainConfig, run_dir: Path, label_names: list[str]):
     from transformers.integrations import is_wandb_available
 
     t, lg = cfg.training, cfg.logging
@@ -274,26 +293,13 @@ def training_args(cfg: TrainConfig, run_dir: Path, label_names: list[str]):
         os.environ.setdefault("WANDB_PROJECT", lg.wandb_project)
         report = ["wandb"]
     steps = t.eval_strategy == "steps"
-    return TrainingArguments(
-        output_dir=str(run_dir / "checkpoints"),
-        num_train_epochs=t.epochs, max_steps=t.max_steps,
-        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.eval_batch_size,
-        gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, weight_decay=t.weight_decay,
-        warmup_steps=t.warmup, lr_scheduler_type="linear",
-        eval_strategy=t.eval_strategy, save_strategy=t.eval_strategy,
-        eval_steps=t.eval_steps if steps else None, save_steps=t.eval_steps if steps else None,
-        save_total_limit=t.save_total_limit, load_best_model_at_end=t.select_best,
-        metric_for_best_model="combined_macro_f1", greater_is_better=True,
+    return hf_args(
+        cfg, run_dir / "checkpoints", per_device_eval_batch_size=t.eval_batch_size,
+        eval_strategy=t.eval_strategy, eval_steps=t.eval_steps if steps else None,
+        load_best_model_at_end=t.select_best, metric_for_best_model="combined_macro_f1", greater_is_better=True,
         logging_steps=lg.logging_steps, report_to=report, run_name=run_dir.name,
         restore_callback_states_from_checkpoint=True,  # --resume keeps early stopping's patience count
-        seed=t.seed, data_seed=t.seed, full_determinism=not torch.cuda.is_available(),
-        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
-        length_column_name="length", label_names=label_names,
-        dataloader_num_workers=t.dataloader_workers, dataloader_pin_memory=torch.cuda.is_available(),
-        disable_tqdm=False,
-        log_level_replica="passive",  # the default level, warning, printed the Trainer's warnings again from each replica
-        **precision_args(cfg),
-    )
+        label_names=label_names, disable_tqdm=False)
 
 
 class _WandbRecord:

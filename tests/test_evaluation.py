@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+import yaml
 from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
 
 from conftest import REPO_ROOT, TINY_FAST, cli, need_shared
@@ -209,8 +210,13 @@ def test_a_benchmark_training_stopped_mid_way_is_continued_with_resume(tmp_path,
     import shutil
 
     need_shared("benchmarks", "mawqif")
+    # Mawqif with its stance task alone: one head and one task's baselines keep the five runs short
+    cfg = yaml.safe_load((REPO_ROOT / "configs/benchmarks/mawqif.yaml").read_text(encoding="utf-8"))
+    cfg["tasks"] = {"stance": cfg["tasks"]["stance"]}
+    (tmp_path / "mawqif.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    bench = str(tmp_path / "mawqif.yaml")
     out = tmp_path / "m"
-    first = ["benchmark", "mawqif", "--out", out, "--bootstrap", "20", "--train-config", "tiny"] + [
+    first = ["benchmark", bench, "--out", out, "--bootstrap", "20", "--train-config", "tiny"] + [
         a for s in ("data.max_train_samples=200", "training.max_steps=10", "training.eval_strategy=steps",
                     "training.eval_steps=5") for a in ("--set", s)]
     assert cli(*first) == 0
@@ -220,14 +226,14 @@ def test_a_benchmark_training_stopped_mid_way_is_continued_with_resume(tmp_path,
     (out / "run/dev_metrics.json").unlink()
     capsys.readouterr()
     assert cli(*first) == 2
-    assert f"holds an unfinished training; continue or evaluate it with `nabra benchmark mawqif --out {out} --resume`" \
+    assert f"holds an unfinished training; continue or evaluate it with `nabra benchmark {bench} --out {out} --resume`" \
         in capsys.readouterr().err
-    assert cli("benchmark", "mawqif", "--out", out, "--resume", "--set", "training.max_steps=40") == 2
+    assert cli("benchmark", bench, "--out", out, "--resume", "--set", "training.max_steps=40") == 2
     assert "--set cannot change it" in capsys.readouterr().err
-    assert cli("benchmark", "mawqif", "--out", out, "--resume", "--bootstrap", "20") == 0
+    assert cli("benchmark", bench, "--out", out, "--resume", "--bootstrap", "20") == 0
     assert json.loads((out / "run/dev_metrics.json").read_text())["global_step"] == 10
     assert json.loads((out / "report/report.json").read_text())["provenance"]["models"]
-    assert cli("benchmark", "mawqif", "--out", tmp_path / "new", "--resume") == 2
+    assert cli("benchmark", bench, "--out", tmp_path / "new", "--resume") == 2
     assert "holds no training to continue" in capsys.readouterr().err
 
 

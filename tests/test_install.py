@@ -33,14 +33,34 @@ def _run(cmd: list, cwd: Path, env: dict, timeout: int = 600) -> subprocess.Comp
     return res
 
 
+def _isolation() -> list[str]:
+    """Build with this interpreter's setuptools when it meets pyproject's build-system.requires (no download);
+    else let pip fetch one that does. A fresh `python -m venv` of 3.11 ships setuptools 65, which failed the
+    build with "invalid pyproject.toml config: `project.license`" (an SPDX string needs setuptools 77)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.requirements import Requirement
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the requirement is not read; pip fetches one (build isolation)
+        return []
+    with open(REPO_ROOT / "pyproject.toml", "rb") as f:
+        needs = [Requirement(r) for r in tomllib.load(f)["build-system"]["requires"]]
+    try:
+        met = all(version(r.name) in r.specifier for r in needs)
+    except PackageNotFoundError:
+        met = False
+    return ["--no-build-isolation"] if met else []
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> dict:
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
     shutil.copytree(REPO_ROOT, src, ignore=_NOT_SOURCE)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp / "dist", src],
-         tmp, env)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", *_isolation(), "-q", "-w", tmp / "dist", src], tmp, env)
     wheel = next((tmp / "dist").glob("nabra-*.whl"))
     venv = tmp / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], tmp, env)

@@ -70,7 +70,10 @@ def installed(tmp_path_factory) -> dict:
     purelib = Path(_run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], tmp, env).stdout.strip())
     parents = dict.fromkeys(site.getsitepackages() + [sysconfig.get_paths()["purelib"]])
     (purelib / "_nabra_test_parent.pth").write_text("\n".join(parents) + "\n", encoding="utf-8")
-    _run([sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "--no-index", "-q", wheel], tmp, env)
+    # --force-reinstall: run from an environment holding a regular install of nabra (seen here through the .pth
+    # above), pip took the wheel as already installed, and nabra came from that environment, not the wheel
+    _run([sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "--no-index", "--force-reinstall", "-q",
+          wheel], tmp, env)
     work = tmp / "elsewhere"
     work.mkdir()
     env = {**env, "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "NABRA_SHARED": str(tmp / "no-shared"),

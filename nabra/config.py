@@ -321,6 +321,9 @@ class TrainingConfig(Strict):
     head_learning_rate: float | None = Field(
         None, gt=0, description="peak learning rate of the fresh classification heads (default: learning_rate); a "
                           "pretrained encoder wants a small rate, randomly initialised heads a larger one")
+    layer_lr_decay: float = Field(
+        1.0, gt=0, le=1, description="layer-wise learning-rate decay: encoder layer k of L trains at learning_rate "
+                                     "x decay^(L-k), the embeddings at decay^L (1 = one rate for the whole encoder)")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     warmup: float = Field(0.1, ge=0, description="warmup: a ratio of total steps if < 1, else a step count")
     linear_probe: bool = Field(False, description="LP-FT: each head starts as a logistic regression on the frozen "

@@ -162,6 +162,29 @@ def test_freeze_layers_trains_only_the_upper_layers(sample_dataset, tmp_path):
         make_model(load_train_config(TINY, TINY_FAST + ["model.freeze_layers=3"]), labels, data["train"])
 
 
+def test_layer_lr_decay_gives_each_layer_its_rate(sample_dataset):
+    """training.layer_lr_decay=0.5 on the 2-layer tiny BERT: the top layer and the pooler train at the
+    learning rate, layer 0 at half, the embeddings at a quarter, the heads at head_learning_rate; every
+    trainable parameter is in exactly one group, and 1.0 without a head rate leaves the Trainer's own."""
+    from nabra.train.trainer import grouped_optimizer, load_data, make_model
+
+    cfg = load_train_config(TINY, TINY_FAST + ["training.layer_lr_decay=0.5", "training.learning_rate=1e-3",
+                                               "training.head_learning_rate=2e-3"])
+    data, labels = load_data(cfg, sample_dataset)
+    model, _, _ = make_model(cfg, labels, data["train"])
+    opt = grouped_optimizer(cfg, model)
+    rate = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert sorted(rate) == sorted(id(p) for p in named.values() if p.requires_grad)
+    expected = {"encoder.embeddings.": 2.5e-4, "encoder.encoder.layer.0.": 5e-4, "encoder.encoder.layer.1.": 1e-3,
+                "encoder.pooler.": 1e-3, "heads.": 2e-3}
+    for name, p in named.items():
+        if p.requires_grad:
+            want = [v for k, v in expected.items() if name.startswith(k)]
+            assert want and rate[id(p)] == pytest.approx(want[0]), name
+    assert grouped_optimizer(load_train_config(TINY, TINY_FAST), model) is None
+
+
 def _save_local_bert(path: Path, texts: list[str]):
     from transformers import BertConfig, BertForMaskedLM
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -388,25 +389,41 @@ class EpochOrder:
         return Cb()
 
 
-def head_lr_optimizer(cfg: TrainConfig, model):
-    """AdamW with the heads at training.head_learning_rate (None: the Trainer builds its own optimizer).
-    Same grouping as the Trainer's (no decay on biases and LayerNorm weights); the Trainer's scheduler
-    scales each group from its own peak."""
+LAYER = re.compile(r"\.layers?\.(\d+)\.")  # encoder block index in HF names (BERT's layer.N, most others' layers.N)
+
+
+def param_depth(name: str, n_layers: int) -> int:
+    """0 for the embeddings, k for encoder block k-1, n_layers + 1 for what sits above (pooler, heads)."""
+    m = LAYER.search(name)
+    if m:
+        return int(m.group(1)) + 1
+    return 0 if "embeddings" in name else n_layers + 1
+
+
+def grouped_optimizer(cfg: TrainConfig, model):
+    """AdamW with the heads at training.head_learning_rate and the encoder's layers at decaying rates
+    (training.layer_lr_decay: Howard & Ruder 2018; Sun et al. 2019, "How to Fine-Tune BERT"); None when
+    neither is set, and the Trainer builds its own optimizer. Same grouping as the Trainer's (no decay
+    on biases and LayerNorm weights); the Trainer's scheduler scales each group from its own peak."""
     import torch
 
     t = cfg.training
-    if t.head_learning_rate is None:
+    if t.head_learning_rate is None and t.layer_lr_decay == 1.0:
         return None
+    n_layers = model.encoder.config.num_hidden_layers
     groups: dict[tuple, list] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        head = name.startswith("heads.")
+        if name.startswith("heads."):
+            lr = t.head_learning_rate or t.learning_rate
+        else:
+            lr = t.learning_rate * t.layer_lr_decay ** max(n_layers - param_depth(name, n_layers), 0)
         decay = not (name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name)
-        groups.setdefault((head, decay), []).append(p)
+        groups.setdefault((lr, decay), []).append(p)
     return torch.optim.AdamW(
-        [{"params": ps, "lr": t.head_learning_rate if head else t.learning_rate,
-          "weight_decay": t.weight_decay if decay else 0.0} for (head, decay), ps in sorted(groups.items())],
+        [{"params": ps, "lr": lr, "weight_decay": t.weight_decay if decay else 0.0}
+         for (lr, decay), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1]))],
         lr=t.learning_rate, fused=True)
 
 
@@ -491,7 +508,7 @@ def train_model(cfg: TrainConfig, model, tok, train_ds, dev_ds, run_dir: Path, l
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
                       data_collator=DataCollatorWithPadding(tok), processing_class=tok,
                       compute_metrics=metric_fn(label_lists, cfg.training.metric_weights),
-                      callbacks=cbs + list(callbacks or []), optimizers=(head_lr_optimizer(cfg, model), None))
+                      callbacks=cbs + list(callbacks or []), optimizers=(grouped_optimizer(cfg, model), None))
     trainer.train(resume_from_checkpoint=start)
     return trainer
 

@@ -319,6 +319,34 @@ def test_a_killed_pretrain_resumes_from_its_last_checkpoint(sample_corpus, tmp_p
     assert json.loads((tmp_path / "mlm/pretrain_info.json").read_text())["resumed_from"] is None
 
 
+def test_a_pretrain_resumed_inside_an_epoch_ends_with_the_uninterrupted_weights(sample_corpus, tmp_path):
+    """The masked-LM collator drew its masks from torch's global RNG, which the Trainer restores only
+    after fetching the first batch of a resumed epoch: that batch got other masks, and a run killed inside
+    its second epoch ended with weights up to 5e-3 away from the uninterrupted run's."""
+    from safetensors.numpy import load_file
+    from transformers import TrainerCallback
+
+    from nabra.config import load_pretrain_config
+    from nabra.train.pretrain import run
+
+    cfg = load_pretrain_config(REPO_ROOT / "configs/pretrain/tiny.yaml", [
+        "max_statements=120", "training.epochs=3", "training.batch_size=16", "model.tiny.vocab_size=500",
+        "training.eval_strategy=steps", "training.eval_steps=3"])
+
+    class Kill(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.epoch > 1 and state.epoch % 1:  # inside the second epoch
+                raise KeyboardInterrupt
+
+    whole = run(cfg, sample_corpus, tmp_path / "whole", log=lambda *a: None)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, sample_corpus, tmp_path / "cut", log=lambda *a: None, callbacks=[Kill()])
+    cut = run(cfg, sample_corpus, tmp_path / "cut", log=lambda *a: None)
+    assert cut["resumed_from"] and cut["steps"] == whole["steps"]
+    a, b = load_file(tmp_path / "whole/model.safetensors"), load_file(tmp_path / "cut/model.safetensors")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_linear_probe_starts_each_head_as_its_dev_chosen_logistic_regression(sample_dataset):
     """training.linear_probe (LP-FT): the heads hold the probes' weights, so the untrained model predicts
     dev as the chosen probe does and scores its dev macro-F1; a two-class head gives the logistic's

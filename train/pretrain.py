@@ -3,7 +3,7 @@
 Domain-adaptive pretraining: continues a given checkpoint (AraBERT, `model.name_or_path`) or
 starts the tiny BERT from scratch (`model.name_or_path: null` + `model.tiny`). Writes OUT/ with
 the MLM model (safetensors), tokenizer and preprocessing settings: a folder that `nabra train`
-accepts as `model.name_or_path`. Also OUT/pretrain_info.json (corpus hash, steps, final loss).
+accepts as `model.name_or_path`. Also OUT/pretrain_info.json (corpus hash, steps, mean training loss of the steps this command ran).
 Checkpoints go to .OUT.work/ beside OUT (`training.eval_strategy`/`eval_steps` say when): a run killed
 mid-way is resumed by the same command from its last complete checkpoint; the folder goes when OUT is
 written.
@@ -90,11 +90,11 @@ def _checkpoint_to_resume(work: Path, job: dict, log) -> str | None:
 def _train(cfg: PretrainConfig, args, tok, model, pre, ds, man: dict, out: Path, start: str | None,
            callbacks=()) -> dict:
     import torch
-    from transformers import DataCollatorForLanguageModeling, Trainer
+    from transformers import Trainer
 
     from nabra.train.trainer import EpochOrder, resolve_precision
 
-    collator = DataCollatorForLanguageModeling(tok, mlm_probability=cfg.mlm_probability)
+    collator = content_seeded_mlm(tok, cfg.mlm_probability, cfg.training.seed)
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, processing_class=tok,
                       callbacks=[EpochOrder(start), *callbacks])
     res = trainer.train(resume_from_checkpoint=start)
@@ -109,8 +109,35 @@ def _train(cfg: PretrainConfig, args, tok, model, pre, ds, man: dict, out: Path,
     tok.save_pretrained(out)
     pre.save(out)
     info = {"corpus_content_hash": man["content_hash"], "statements": len(ds), "steps": trainer.state.global_step,
-            "train_loss": round(sum(losses) / len(losses), 4), "resumed_from": Path(start).name if start else None,
+            "train_loss": round(sum(losses) / len(losses), 4),  # HF's mean over the steps after resumed_from
+            "resumed_from": Path(start).name if start else None,
             **({"train_loss_per_process": [round(x, 4) for x in losses]} if len(losses) > 1 else {}),
             "config": cfg.model_dump(), "versions": versions(), "precision": resolve_precision(cfg.training.precision)}
     write_json(out / "pretrain_info.json", info)
     return info
+
+
+def content_seeded_mlm(tok, mlm_probability: float, seed: int):
+    """HF's masked-LM collator, with each batch's masks drawn from a generator seeded by the run's seed and
+    the batch's token ids. With the global RNG (HF's default), a run resumed inside an epoch masked its
+    first batch from another state than the uninterrupted run (the Trainer restores the checkpoint's RNG
+    only after that batch is fetched) and ended with other weights; HF's own `seed` gives one generator
+    whose state no checkpoint keeps. A batch's masks now depend on the seed and the batch alone: a resumed
+    run repeats the uninterrupted one, with any number of DataLoader workers."""
+    import hashlib
+    import os
+
+    import torch
+    from transformers import DataCollatorForLanguageModeling
+
+    class Collator(DataCollatorForLanguageModeling):
+        def torch_call(self, examples):
+            h = hashlib.blake2b(str(self.seed).encode(), digest_size=8)
+            for e in examples:
+                h.update(torch.as_tensor(e["input_ids"], dtype=torch.int64).numpy().tobytes())
+                h.update(b"|")
+            self.generator = torch.Generator().manual_seed(int.from_bytes(h.digest(), "little") >> 1)
+            self._generator_pid = os.getpid()  # the base class keeps this generator instead of making its own
+            return super().torch_call(examples)
+
+    return Collator(tok, mlm_probability=mlm_probability, seed=seed)

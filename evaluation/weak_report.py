@@ -8,16 +8,16 @@ from sklearn.metrics import f1_score
 from nabra.config import LabelSchema
 
 
-def weak_report(corpus_dir, dataset_dir, schema: LabelSchema, split: str = "dev") -> dict:
+def weak_report(corpus_dir, dataset_dir, schema: LabelSchema, split: str = "dev", sample: int = 50_000) -> dict:
     from nabra.data.corpus import load_corpus
-    from nabra.data.dataset import load_split
+    from nabra.data.dataset import dataset_manifest, load_split
     from nabra.data.weak import WeakLabeler, label_statements
+    from nabra.errors import UserError
     from nabra.evaluation.baselines import refuse_test
 
-    from nabra.data.dataset import dataset_manifest
-    from nabra.errors import UserError
-
     refuse_test(split, "nabra label report")
+    if sample < 0:
+        raise UserError(f"--sample {sample}: give a number of statements (0: the whole corpus)")
     source = dataset_manifest(dataset_dir).get("label_source")
     if source != "gold":  # scoring the labeller against its own labels gave macro-F1 1.0
         raise UserError(f"{dataset_dir}: its labels are {source}, not gold; `nabra label report` scores the weak "
@@ -29,13 +29,14 @@ def weak_report(corpus_dir, dataset_dir, schema: LabelSchema, split: str = "dev"
                         f"{cman.get('content_hash')}, the dataset's corpus {built_from}): give that corpus")
     gold = load_split(dataset_dir, split, use="score")
     labeler = WeakLabeler(schema)
-    # coverage/overlap/conflict over the whole corpus; accuracy over gold
-    sample = st.text.sample(n=min(50_000, len(st)), random_state=0).tolist()
-    out = {"split": split, "corpus_statements_scored": len(sample), "gold_statements": len(gold), "tasks": {}}
+    # coverage/overlap/conflict over a seeded sample of the corpus (on SaudiNewsNet 5,000 statements give rates within
+    # a few thousandths of 50,000's); accuracy over gold
+    texts = st.text.sample(n=min(sample or len(st), len(st)), random_state=0).tolist()
+    out = {"split": split, "corpus_statements_scored": len(texts), "gold_statements": len(gold), "tasks": {}}
     posts, _ = label_statements(gold.text.tolist(), schema, labeler)
     for task, tdef in schema.tasks.items():
         names = tdef.names
-        v_all = labeler.votes(sample, task)
+        v_all = labeler.votes(texts, task)
         v_gold = labeler.votes(gold.text.tolist(), task)
         y = np.array([names.index(x) for x in gold[task]])
         fired_any = (v_all >= 0).sum(1)

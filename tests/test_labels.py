@@ -282,9 +282,10 @@ def test_label_report_refuses_test_and_prints_table(snn_corpus, gold_dataset, ca
     # the refusal itself (refuse_test), not argparse's choices
     assert cli("label", "report", "--corpus", snn_corpus, "--dataset", gold_dataset, "--split", "test") == 2
     assert "nabra label report tunes on its data: it refuses the test split" in capsys.readouterr().err
-    assert cli("label", "report", "--corpus", snn_corpus, "--dataset", gold_dataset) == 0
+    assert cli("label", "report", "--corpus", snn_corpus, "--dataset", gold_dataset, "--sample", "5000") == 0
     out = capsys.readouterr().out
     assert "label model on gold dev: macro-F1" in out and "majority class" in out
+    assert "over 5,000 corpus statements" in out
 
 
 def test_label_report_refuses_a_corpus_other_than_the_datasets(sample_corpus, sample_gold_records, tmp_path, capsys):

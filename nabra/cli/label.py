@@ -20,6 +20,8 @@ def register(sub) -> None:
     r.add_argument("--dataset", required=True, help="dataset folder (its dev split is the gold reference)")
     r.add_argument("--split", default="dev", choices=["train", "dev", "test", "test-v2"],
                    help="gold split to score against (test and test-v2 are refused: rules are never tuned on them)")
+    r.add_argument("--sample", type=int, default=50_000, metavar="N",
+                   help="corpus statements drawn (seed 0) for coverage, overlaps and conflicts; 0: all of them")
     r.set_defaults(func=run_report)
     a = s.add_parser("agreement", help="Cohen's kappa per task between the two independent readings")
     a.add_argument("--annotations", default=None,
@@ -71,7 +73,7 @@ def run_report(args) -> int:
     from nabra.config import load_labels
     from nabra.evaluation.weak_report import report_table, weak_report
 
-    rep = weak_report(args.corpus, args.dataset, load_labels(), split=args.split)
+    rep = weak_report(args.corpus, args.dataset, load_labels(), split=args.split, sample=args.sample)
     print(report_table(rep))
     return 0
 

@@ -10,24 +10,26 @@ written.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import torch
+from datasets import Dataset
+from transformers import AutoModelForMaskedLM, BertForMaskedLM, DataCollatorForLanguageModeling, Trainer, set_seed
+
 from nabra.config import ConfigError, PretrainConfig
+from nabra.data.corpus import load_corpus
 from nabra.io import atomic_dir, prepare_work, readable_weights, refuse_foreign, versions, write_json
+from nabra.train.model import tiny_bert_config
 from nabra.train.text import Preprocessor, check_model_available, load_tokenizer, train_wordpiece
+from nabra.train.trainer import (EpochOrder, hf_args, last_complete_checkpoint, main_process, precision_args,
+                                 resolve_precision)
 
 
 def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print, callbacks=()) -> dict:
-    import torch
-    from datasets import Dataset
-    from transformers import AutoModelForMaskedLM, BertForMaskedLM, set_seed
-
-    from nabra.data.corpus import load_corpus
-    from nabra.train.model import tiny_bert_config
-    from nabra.train.trainer import hf_args, main_process, precision_args
-
     out = Path(out)
     if out.is_dir() and not (out / "pretrain_info.json").exists():
         # checked before minutes of training; the dataset folder once got a checkpoint mixed into it
@@ -75,8 +77,6 @@ def run(cfg: PretrainConfig, corpus_dir: str | Path, out: str | Path, log=print,
 
 def _checkpoint_to_resume(work: Path, job: dict, log) -> str | None:
     """The last complete checkpoint in WORK of this same run, or None (WORK made afresh)."""
-    from nabra.train.trainer import last_complete_checkpoint, main_process
-
     if not main_process():
         return last_complete_checkpoint(work / "checkpoints", must=False, log=lambda *a: None)
     if not prepare_work(work, job, "pretraining's work folder"):
@@ -89,12 +89,7 @@ def _checkpoint_to_resume(work: Path, job: dict, log) -> str | None:
 
 def _train(cfg: PretrainConfig, args, tok, model, pre, ds, man: dict, out: Path, start: str | None,
            callbacks=()) -> dict:
-    import torch
-    from transformers import Trainer
-
-    from nabra.train.trainer import EpochOrder, resolve_precision
-
-    collator = content_seeded_mlm(tok, cfg.mlm_probability, cfg.training.seed)
+    collator = ContentSeededMLM(tok, mlm_probability=cfg.mlm_probability, seed=cfg.training.seed)
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, processing_class=tok,
                       callbacks=[EpochOrder(start), *callbacks])
     res = trainer.train(resume_from_checkpoint=start)
@@ -117,27 +112,19 @@ def _train(cfg: PretrainConfig, args, tok, model, pre, ds, man: dict, out: Path,
     return info
 
 
-def content_seeded_mlm(tok, mlm_probability: float, seed: int):
+class ContentSeededMLM(DataCollatorForLanguageModeling):
     """HF's masked-LM collator, with each batch's masks drawn from a generator seeded by the run's seed and
     the batch's token ids. With the global RNG (HF's default), a run resumed inside an epoch masked its
     first batch from another state than the uninterrupted run (the Trainer restores the checkpoint's RNG
     only after that batch is fetched) and ended with other weights; HF's own `seed` gives one generator
     whose state no checkpoint keeps. A batch's masks now depend on the seed and the batch alone: a resumed
     run repeats the uninterrupted one, with any number of DataLoader workers."""
-    import hashlib
-    import os
 
-    import torch
-    from transformers import DataCollatorForLanguageModeling
-
-    class Collator(DataCollatorForLanguageModeling):
-        def torch_call(self, examples):
-            h = hashlib.blake2b(str(self.seed).encode(), digest_size=8)
-            for e in examples:
-                h.update(torch.as_tensor(e["input_ids"], dtype=torch.int64).numpy().tobytes())
-                h.update(b"|")
-            self.generator = torch.Generator().manual_seed(int.from_bytes(h.digest(), "little") >> 1)
-            self._generator_pid = os.getpid()  # the base class keeps this generator instead of making its own
-            return super().torch_call(examples)
-
-    return Collator(tok, mlm_probability=mlm_probability, seed=seed)
+    def torch_call(self, examples):
+        h = hashlib.blake2b(str(self.seed).encode(), digest_size=8)
+        for e in examples:
+            h.update(torch.as_tensor(e["input_ids"], dtype=torch.int64).numpy().tobytes())
+            h.update(b"|")
+        self.generator = torch.Generator().manual_seed(int.from_bytes(h.digest(), "little") >> 1)
+        self._generator_pid = os.getpid()  # the base class keeps this generator instead of making its own
+        return super().torch_call(examples)

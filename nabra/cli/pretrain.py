@@ -19,6 +19,7 @@ def run(args) -> int:
     info = pretrain_run(load_pretrain_config(args.config, args.overrides), args.corpus, args.out)
     if not main_process():  # one of several processes (torchrun, accelerate launch): the main one reports
         return 0
-    print(f"pretrained on {info['statements']:,} statements, {info['steps']} steps, final MLM loss {info['train_loss']}")
+    since = f" (the steps after {info['resumed_from']})" if info["resumed_from"] else ""
+    print(f"pretrained on {info['statements']:,} statements, {info['steps']} steps, mean MLM loss {info['train_loss']}{since}")
     print(f"checkpoint written to {args.out} (use: --set model.name_or_path={args.out} --set model.tiny=null)")
     return 0

@@ -185,6 +185,26 @@ def test_layer_lr_decay_gives_each_layer_its_rate(sample_dataset):
     assert grouped_optimizer(load_train_config(TINY, TINY_FAST), model) is None
 
 
+def test_a_reloaded_model_computes_the_loss_it_was_trained_with(sample_dataset, tmp_path):
+    """The class weights were non-persistent buffers, which from_pretrained (transformers 5, model built on
+    the meta device) left as uninitialised memory: a reloaded model's loss was weighted by garbage (1e34)."""
+    import torch
+
+    from nabra.train.model import NabraModel
+    from nabra.train.trainer import load_data, make_model
+
+    cfg = load_train_config(TINY, TINY_FAST)
+    data, labels = load_data(cfg, sample_dataset)
+    model, _, _ = make_model(cfg, labels, data["train"])
+    model.save_pretrained(tmp_path / "m")
+    again = NabraModel.from_pretrained(tmp_path / "m")
+    ids = torch.tensor([[2, 40, 41, 42, 3], [2, 50, 51, 3, 0]])
+    ys = {f"labels_{t}": torch.tensor([0, len(labels[t]) - 1]) for t in labels}
+    first, second = (m.eval()(input_ids=ids, attention_mask=(ids != 0).long(), **ys).loss.item() for m in (model, again))
+    assert second == pytest.approx(first, rel=1e-6)
+    assert all(torch.equal(model.class_weight(t), again.class_weight(t)) for t in labels)
+
+
 def _save_local_bert(path: Path, texts: list[str]):
     from transformers import BertConfig, BertForMaskedLM
 

@@ -74,9 +74,14 @@ class NabraModel(PreTrainedModel):
             p = getattr(self.encoder.config, "hidden_dropout_prob", 0.1)
         self.dropout = nn.Dropout(p)
         self.heads = nn.ModuleDict({t: nn.Linear(hidden, len(labels)) for t, labels in config.tasks.items()})
-        for t, w in config.class_weights.items():
-            self.register_buffer(f"class_weight_{t}", torch.tensor(w, dtype=torch.float), persistent=False)
         self.post_init()
+
+    def class_weight(self, task: str) -> torch.Tensor | None:
+        """The task's per-class loss weights (config.class_weights), or None. Made from the config at each
+        call, not kept as a non-persistent buffer: from_pretrained (transformers 5 builds the model on the
+        meta device) left such a buffer as uninitialised memory, and a loaded model's loss was weighted by it."""
+        w = self.config.class_weights.get(task)
+        return None if w is None else torch.tensor(w, dtype=torch.float, device=self.heads[task].weight.device)
 
     def _init_weights(self, module):
         # only the heads: a pretrained encoder keeps its weights, a fresh one initialised itself
@@ -124,8 +129,7 @@ class NabraModel(PreTrainedModel):
                 if not (y != -100).any():  # no label of this task in the batch: cross_entropy's mean over none is
                     loss = loss + lg.sum() * 0.0  # NaN, which made every weight NaN; the zero keeps the head in
                     continue  # the graph, as several processes (DDP) need
-                weight = getattr(self, f"class_weight_{t}", None)
-                task_loss = nn.functional.cross_entropy(lg.float(), y, weight=weight, ignore_index=-100)
+                task_loss = nn.functional.cross_entropy(lg.float(), y, weight=self.class_weight(t), ignore_index=-100)
                 loss = loss + self.config.loss_weights.get(t, 1.0) * task_loss
         return MultiTaskOutput(loss=loss, logits=logits)
 

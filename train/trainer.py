@@ -470,7 +470,7 @@ def probe_heads(model, tok, train_ds, dev_ds, label_lists: dict, log=None) -> di
             if log:
                 log(f"linear probe: the {t} head stays random (not every class is in the train split)")
             continue
-        cw = getattr(model, f"class_weight_{t}", None)
+        cw = model.class_weight(t)
         sw = cw.cpu().numpy()[yt[kt]] if cw is not None else None
         best = None
         for C in PROBE_C:

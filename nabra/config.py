@@ -329,6 +329,8 @@ class TrainingConfig(Strict):
     linear_probe: bool = Field(False, description="LP-FT: each head starts as a logistic regression on the frozen "
                                "encoder's pooled states of the train split, not at random (for a pretrained encoder)")
     loss_weights: dict[str, float] = Field(default_factory=dict, description="task -> loss weight (default 1)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="each task's cross-entropy targets keep 1 - x on the "
+                                   "gold class and spread x over all classes (Szegedy et al. 2016; 0 = off)")
     class_weights: Literal["balanced", "none"] = Field("balanced", description="per-task class weights from train counts")
     metric_weights: dict[str, float] = Field(default_factory=dict,
                                              description="task -> weight in the combined dev macro-F1 (default equal)")

@@ -205,6 +205,39 @@ def test_a_reloaded_model_computes_the_loss_it_was_trained_with(sample_dataset, 
     assert all(torch.equal(model.class_weight(t), again.class_weight(t)) for t in labels)
 
 
+def test_label_smoothing_reaches_each_task_loss_and_the_saved_config(sample_dataset, tmp_path):
+    """training.label_smoothing=0.2: the model's loss is the sum of each task's smoothed (and class-weighted)
+    cross-entropy, the value travels in the model's config.json, and 0 gives the plain loss. The reloaded
+    model's loss once came out wrong: its class weights were buffers that from_pretrained left uninitialised."""
+    import torch
+
+    from nabra.train.model import NabraModel
+    from nabra.train.trainer import load_data, make_model
+
+    cfg = load_train_config(TINY, TINY_FAST + ["training.label_smoothing=0.2"])
+    data, labels = load_data(cfg, sample_dataset)
+    model, _, _ = make_model(cfg, labels, data["train"])
+    model.eval()
+    ids = torch.tensor([[2, 40, 41, 42, 3], [2, 50, 51, 3, 0]])
+    mask = (ids != 0).long()
+    ys = {f"labels_{t}": torch.tensor([0, len(labels[t]) - 1]) for t in labels}
+    out = model(input_ids=ids, attention_mask=mask, **ys)
+
+    def loss(smoothing):
+        return sum(torch.nn.functional.cross_entropy(lg, ys[f"labels_{t}"], weight=model.class_weight(t),
+                                                     label_smoothing=smoothing)
+                   for t, lg in zip(model.config.tasks, out.logits))
+
+    assert out.loss.item() == pytest.approx(loss(0.2).item(), rel=1e-6)
+    assert abs(loss(0.2).item() - loss(0.0).item()) > 1e-3
+    model.save_pretrained(tmp_path / "m")
+    again = NabraModel.from_pretrained(tmp_path / "m")
+    assert again.config.label_smoothing == 0.2
+    again.config.label_smoothing = 0.0
+    again.eval()
+    assert again(input_ids=ids, attention_mask=mask, **ys).loss.item() == pytest.approx(loss(0.0).item(), rel=1e-6)
+
+
 def _save_local_bert(path: Path, texts: list[str]):
     from transformers import BertConfig, BertForMaskedLM
 

@@ -20,7 +20,7 @@ class NabraConfig(PretrainedConfig):
     def __init__(self, encoder: dict | None = None, tasks: dict[str, list[str]] | None = None,
                  loss_weights: dict[str, float] | None = None, class_weights: dict[str, list[float]] | None = None,
                  classifier_dropout: float | None = None, text_pair: bool = False,
-                 task_order: list[str] | None = None, pooling: str = "cls", **kw):
+                 task_order: list[str] | None = None, pooling: str = "cls", label_smoothing: float = 0.0, **kw):
         super().__init__(**kw)
         self.encoder = encoder or {}
         tasks = tasks or {}
@@ -33,6 +33,7 @@ class NabraConfig(PretrainedConfig):
         self.classifier_dropout = classifier_dropout
         self.text_pair = text_pair
         self.pooling = pooling  # "cls": first token; "mean": mask-weighted mean of the last hidden states
+        self.label_smoothing = label_smoothing
 
     def task_label2id(self, task: str) -> dict[str, int]:
         return {l: i for i, l in enumerate(self.tasks[task])}
@@ -129,7 +130,8 @@ class NabraModel(PreTrainedModel):
                 if not (y != -100).any():  # no label of this task in the batch: cross_entropy's mean over none is
                     loss = loss + lg.sum() * 0.0  # NaN, which made every weight NaN; the zero keeps the head in
                     continue  # the graph, as several processes (DDP) need
-                task_loss = nn.functional.cross_entropy(lg.float(), y, weight=self.class_weight(t), ignore_index=-100)
+                task_loss = nn.functional.cross_entropy(lg.float(), y, weight=self.class_weight(t), ignore_index=-100,
+                                                        label_smoothing=self.config.label_smoothing)
                 loss = loss + self.config.loss_weights.get(t, 1.0) * task_loss
         return MultiTaskOutput(loss=loss, logits=logits)
 

@@ -104,7 +104,7 @@ def make_model(cfg: TrainConfig, label_lists: dict, train_df: pd.DataFrame, toke
     cw = class_weights(cfg, train_df, label_lists)
     kw = dict(loss_weights={t: cfg.training.loss_weights.get(t, 1.0) for t in label_lists}, class_weights=cw,
               classifier_dropout=m.dropout, text_pair=cfg.data.text_pair_column is not None,
-              pooling=m.pooling)
+              pooling=m.pooling, label_smoothing=cfg.training.label_smoothing)
     if m.name_or_path is None:
         if m.tiny is None:
             raise ConfigError("model.name_or_path is null: give model.tiny to build a model from a config")

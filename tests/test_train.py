@@ -185,6 +185,14 @@ def test_layer_lr_decay_gives_each_layer_its_rate(sample_dataset):
     assert grouped_optimizer(load_train_config(TINY, TINY_FAST), model) is None
 
 
+def _tiny_batch(labels: dict):
+    """Two short statements of token ids, their mask, and a label per task (its first and its last class)."""
+    import torch
+
+    ids = torch.tensor([[2, 40, 41, 42, 3], [2, 50, 51, 3, 0]])
+    return ids, (ids != 0).long(), {f"labels_{t}": torch.tensor([0, len(labels[t]) - 1]) for t in labels}
+
+
 def test_a_reloaded_model_computes_the_loss_it_was_trained_with(sample_dataset, tmp_path):
     """The class weights were non-persistent buffers, which from_pretrained (transformers 5, model built on
     the meta device) left as uninitialised memory: a reloaded model's loss was weighted by garbage (1e34)."""
@@ -198,17 +206,15 @@ def test_a_reloaded_model_computes_the_loss_it_was_trained_with(sample_dataset, 
     model, _, _ = make_model(cfg, labels, data["train"])
     model.save_pretrained(tmp_path / "m")
     again = NabraModel.from_pretrained(tmp_path / "m")
-    ids = torch.tensor([[2, 40, 41, 42, 3], [2, 50, 51, 3, 0]])
-    ys = {f"labels_{t}": torch.tensor([0, len(labels[t]) - 1]) for t in labels}
-    first, second = (m.eval()(input_ids=ids, attention_mask=(ids != 0).long(), **ys).loss.item() for m in (model, again))
+    ids, mask, ys = _tiny_batch(labels)
+    first, second = (m.eval()(input_ids=ids, attention_mask=mask, **ys).loss.item() for m in (model, again))
     assert second == pytest.approx(first, rel=1e-6)
     assert all(torch.equal(model.class_weight(t), again.class_weight(t)) for t in labels)
 
 
 def test_label_smoothing_reaches_each_task_loss_and_the_saved_config(sample_dataset, tmp_path):
     """training.label_smoothing=0.2: the model's loss is the sum of each task's smoothed (and class-weighted)
-    cross-entropy, the value travels in the model's config.json, and 0 gives the plain loss. The reloaded
-    model's loss once came out wrong: its class weights were buffers that from_pretrained left uninitialised."""
+    cross-entropy, the value travels in the model's config.json, and 0 gives the plain loss."""
     import torch
 
     from nabra.train.model import NabraModel
@@ -218,9 +224,7 @@ def test_label_smoothing_reaches_each_task_loss_and_the_saved_config(sample_data
     data, labels = load_data(cfg, sample_dataset)
     model, _, _ = make_model(cfg, labels, data["train"])
     model.eval()
-    ids = torch.tensor([[2, 40, 41, 42, 3], [2, 50, 51, 3, 0]])
-    mask = (ids != 0).long()
-    ys = {f"labels_{t}": torch.tensor([0, len(labels[t]) - 1]) for t in labels}
+    ids, mask, ys = _tiny_batch(labels)
     out = model(input_ids=ids, attention_mask=mask, **ys)
 
     def loss(smoothing):
